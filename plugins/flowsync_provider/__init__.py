@@ -14,13 +14,23 @@ def get_provider_info() -> dict:
         "versions": [__version__],
         "connection-types": [
             {"hook-class-name": "flowsync_provider.hooks.klaviyo.KlaviyoHook", "connection-type": "klaviyo"},
+            {"hook-class-name": "flowsync_provider.hooks.supabase.SupabaseHook", "connection-type": "supabase"},
         ],
         "hooks": [
             {"integration-name": "Klaviyo", "python-modules": ["flowsync_provider.hooks.klaviyo"]},
+            {"integration-name": "Supabase", "python-modules": ["flowsync_provider.hooks.supabase"]},
+            {"integration-name": "flowsync dashboard", "python-modules": ["flowsync_provider.hooks.dashboard"]},
         ],
-        "operators": [],
-        "triggers": [],
+        "operators": [
+            {"integration-name": "Klaviyo", "python-modules": ["flowsync_provider.operators.flows",
+                                                               "flowsync_provider.operators.plan"]},
+        ],
+        "triggers": [
+            {"integration-name": "Klaviyo", "python-modules": ["flowsync_provider.triggers.ratelimit"]},
+        ],
         "integrations": [
             {"integration-name": "Klaviyo", "external-doc-url": "https://developers.klaviyo.com/en/reference/api_overview"},
+            {"integration-name": "Supabase", "external-doc-url": "https://supabase.com/docs/guides/storage"},
+            {"integration-name": "flowsync dashboard", "external-doc-url": "https://github.com/"},
         ],
     }

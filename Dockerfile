@@ -1,0 +1,26 @@
+# flowsync image: Apache Airflow 3.3.2 (Python 3.11) with this provider and the Celery provider.
+# Built by `docker compose build` (see docker-compose.yaml); the same image runs every Airflow
+# service and the Klaviyo sandbox (`flowsync-sandbox`).
+FROM apache/airflow:3.3.2-python3.11
+
+# The package is built in place (setuptools writes build/ there), so its folder belongs to `airflow`.
+USER root
+RUN mkdir -p /opt/flowsync/src && chown airflow:0 /opt/flowsync/src
+
+# The base image installs Python packages as the `airflow` user (PIP_USER=true); never as root.
+USER airflow
+
+# Only what the package build needs: the project metadata and the import package.
+COPY --chown=airflow:0 pyproject.toml /opt/flowsync/src/pyproject.toml
+COPY --chown=airflow:0 plugins/ /opt/flowsync/src/plugins/
+
+# Pinning apache-airflow to the image's version (AIRFLOW_VERSION is set by the base image) keeps pip
+# from upgrading or downgrading Airflow while it resolves the provider's dependencies.
+WORKDIR /opt/flowsync/src
+RUN pip install --no-cache-dir \
+        "apache-airflow==${AIRFLOW_VERSION}" \
+        . \
+        "apache-airflow-providers-celery>=3.26,<4" \
+    && rm -rf build
+
+WORKDIR /opt/airflow

@@ -1,0 +1,159 @@
+"""The one CSV writer: header first, plain commas, ``\\n`` line endings, minimal quoting, UTF-8, atomic.
+
+Every CSV (flows, campaigns, subscribers; dry-run previews too) goes through ``format_row`` so the
+same rows always give the same bytes. Files appear under their final name only when complete
+(temp file in the same folder + ``os.replace``), so an interrupted run never leaves a half CSV behind.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Sequence
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any
+
+from flowsync_provider.core.schemas import format_value
+
+
+def _writer(stream: IO[str]) -> Any:
+    return csv.writer(stream, delimiter=",", lineterminator="\n", quoting=csv.QUOTE_MINIMAL)
+
+
+def format_row(columns: Sequence[str], row: dict) -> list[str]:
+    """Cells of ``row`` in ``columns`` order, formatted by the schema table (missing cells → kind default)."""
+    return [format_value(column, row.get(column)) for column in columns]
+
+
+def csv_text(columns: Sequence[str], rows: Iterable[dict]) -> str:
+    """The exact text ``write_csv`` would write."""
+    buffer = io.StringIO()
+    writer = _writer(buffer)
+    writer.writerow(list(columns))
+    for row in rows:
+        writer.writerow(format_row(columns, row))
+    return buffer.getvalue()
+
+
+def csv_preview(columns: Sequence[str], rows: Iterable[dict], n: int = 5) -> str:
+    """Header + the first ``n`` rows as CSV text (dry-run ``csvPreview``)."""
+    head = []
+    for index, row in enumerate(rows):
+        if index >= n:
+            break
+        head.append(row)
+    return csv_text(columns, head)
+
+
+def sample(columns: Sequence[str], rows: Iterable[dict], n: int = 5) -> list[dict[str, str]]:
+    """The first ``n`` rows as formatted objects (dry-run ``sample``), in column order."""
+    out = []
+    for index, row in enumerate(rows):
+        if index >= n:
+            break
+        out.append(dict(zip(columns, format_row(columns, row), strict=True)))
+    return out
+
+
+class CsvStreamWriter:
+    """Append rows to a CSV without holding them (audience exports); atomic on ``commit``.
+
+    Use as a context manager: a clean exit commits (renames the temp file into place), an exception
+    aborts (removes the temp file) and re-raises.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], columns: Sequence[str]):
+        self.path = Path(path)
+        self.columns = tuple(columns)
+        self.rows_written = 0
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
+        self._tmp = Path(tmp)
+        self._stream: IO[str] | None = os.fdopen(fd, "w", encoding="utf-8", newline="")
+        self._writer = _writer(self._stream)
+        self._writer.writerow(list(self.columns))
+
+    def write_row(self, row: dict) -> None:
+        if self._stream is None:
+            raise RuntimeError("CsvStreamWriter is closed")
+        self._writer.writerow(format_row(self.columns, row))
+        self.rows_written += 1
+
+    def write_rows(self, rows: Iterable[dict]) -> int:
+        before = self.rows_written
+        for row in rows:
+            self.write_row(row)
+        return self.rows_written - before
+
+    def commit(self) -> int:
+        """Flush, fsync and move the file into place; returns the number of data rows."""
+        if self._stream is None:
+            raise RuntimeError("CsvStreamWriter is closed")
+        self._stream.flush()
+        os.fsync(self._stream.fileno())
+        self._stream.close()
+        self._stream = None
+        os.replace(self._tmp, self.path)
+        return self.rows_written
+
+    def abort(self) -> None:
+        if self._stream is not None:
+            self._stream.close()
+            self._stream = None
+        self._tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> CsvStreamWriter:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            self.commit()
+        else:
+            self.abort()
+
+
+def write_csv(path: str | os.PathLike[str], columns: Sequence[str], rows: Iterable[dict]) -> int:
+    """Write ``rows`` atomically; returns the number of data rows (header excluded)."""
+    with CsvStreamWriter(path, columns) as writer:
+        writer.write_rows(rows)
+    return writer.rows_written
+
+
+def _json_default(value: object) -> object:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, set | frozenset | tuple):
+        return sorted(value) if isinstance(value, set | frozenset) else list(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def json_text(obj: object) -> str:
+    """Deterministic JSON (sorted keys, 2-space indent, UTF-8 text, trailing newline)."""
+    return json.dumps(obj, sort_keys=True, indent=2, ensure_ascii=False, default=_json_default) + "\n"
+
+
+def write_json(path: str | os.PathLike[str], obj: object) -> None:
+    """Write ``json_text(obj)`` atomically (temp file + rename)."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    text = json_text(obj)  # serialise first: a TypeError must not leave a temp file behind
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as stream:
+            stream.write(text)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

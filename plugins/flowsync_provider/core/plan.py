@@ -1,0 +1,101 @@
+"""Plan a sync's report calls up front: window in the account timezone, chunks, call budget.
+
+Call economy is the design constraint (reporting endpoints: 2/min steady, 225/day), so the plan is
+made before any report call, printed, and carried to every later task as a small JSON-able dict.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import date
+from typing import Any
+
+from flowsync_provider.core.params import SyncRequest
+from flowsync_provider.core.windows import Window, chunk_window, report_timeframe, resolve_window
+
+SERIES_MAX_DAYS = 60  # spec: a daily series timeframe cannot be longer than 60 days
+VALUES_MAX_DAYS = 365  # spec: timeframes are at most one year
+REPORTING_DAILY_QUOTA = 225
+REPORTING_STEADY_PER_MIN = 2
+
+
+def report_chunks(window: Window, tz: str, *, aggregation: str, strategy: str) -> list[dict[str, Any]]:
+    """The report calls a window needs: one series call per ≤60 days, or the runbook's one per day."""
+    if aggregation == "range":
+        pieces, kind = chunk_window(window, VALUES_MAX_DAYS), "values"
+    elif strategy == "values-per-day":
+        pieces, kind = chunk_window(window, 1), "values"
+    else:
+        pieces, kind = chunk_window(window, SERIES_MAX_DAYS), "series"
+    fallback = "values" if aggregation == "auto" else None
+    return [
+        {
+            "index": i,
+            "kind": kind,
+            "fallback": fallback,
+            "window": piece.to_dict(),
+            "timeframe": report_timeframe(piece, tz),
+            "timezone": tz,
+        }
+        for i, piece in enumerate(pieces)
+    ]
+
+
+def call_budget(reporting_calls: int, *, daily_quota: int = REPORTING_DAILY_QUOTA,
+                steady_per_min: int = REPORTING_STEADY_PER_MIN) -> dict[str, Any]:
+    """What a plan costs against Klaviyo's reporting quota (before pagination)."""
+    return {
+        "reporting_calls": reporting_calls,
+        "daily_quota": daily_quota,
+        "share_of_daily_quota": round(reporting_calls / daily_quota, 4),
+        "days_of_quota": math.ceil(reporting_calls / daily_quota) if reporting_calls else 0,
+        "min_wall_seconds_at_steady_limit": max(0, (reporting_calls - 1)) * 60 / steady_per_min,
+    }
+
+
+def plan_flow_sync(request: SyncRequest, *, tz: str, today_local: date, max_days: int) -> dict[str, Any]:
+    window = resolve_window(
+        today_local=today_local,
+        days=request.days,
+        start=request.start,
+        end=request.end,
+        timeframe_key=request.timeframeKey,
+        max_days=max_days,
+    )
+    chunks = report_chunks(window, tz, aggregation=request.aggregation, strategy=request.reportStrategy)
+    return {
+        "window": window.to_dict(),
+        "days": window.n_days,
+        "timezone": tz,
+        "today_local": today_local.isoformat(),
+        "chunks": chunks,
+        "budget": call_budget(len(chunks)),
+    }
+
+
+def plan_campaign_sync(request: SyncRequest, *, tz: str, today_local: date, max_days: int) -> dict[str, Any]:
+    """Campaign metrics come from campaign-values reports: one call per ≤ 1-year window, never per day."""
+    window = resolve_window(
+        today_local=today_local,
+        days=request.days,
+        start=request.start,
+        end=request.end,
+        timeframe_key=request.timeframeKey,
+        max_days=max_days,
+    )
+    chunks = [
+        {"index": i, "kind": "campaign-values", "fallback": None, "window": piece.to_dict(),
+         "timeframe": report_timeframe(piece, tz), "timezone": tz}
+        for i, piece in enumerate(chunk_window(window, VALUES_MAX_DAYS))
+    ]
+    return {
+        "window": window.to_dict(),
+        "days": window.n_days,
+        "timezone": tz,
+        "today_local": today_local.isoformat(),
+        "chunks": chunks,
+        "budget": call_budget(len(chunks)),
+    }
+
+
+PLANNERS = {"flows": plan_flow_sync, "campaigns": plan_campaign_sync}

@@ -1,0 +1,58 @@
+"""Diagnostics bookkeeping and the run folder layout (pure: no Airflow, no HTTP)."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+REPORTING_DAILY_QUOTA = 225
+
+
+def merge_diagnostics(parts: Iterable[Mapping[str, Any] | None]) -> dict[str, Any]:
+    """Sum numeric leaves (recursively) of several tasks' client diagnostics; lists are concatenated."""
+    out: dict[str, Any] = {}
+    for part in parts:
+        for key, value in (part or {}).items():
+            if isinstance(value, Mapping):
+                out[key] = merge_diagnostics([out.get(key) or {}, value])
+            elif isinstance(value, bool):
+                out[key] = bool(out.get(key)) or value
+            elif isinstance(value, (int, float)):
+                total = out.get(key, 0) + value
+                out[key] = round(total, 3) if isinstance(total, float) else total
+            elif isinstance(value, list):
+                out[key] = [*(out.get(key) or []), *value]
+            else:
+                out[key] = value
+    return out
+
+
+def quota_line(reporting_calls: int, quota: int = REPORTING_DAILY_QUOTA) -> str:
+    return f"reporting calls used: {reporting_calls} of Klaviyo's {quota}/day budget ({reporting_calls / quota:.1%})"
+
+
+def flowsync_home(env: Mapping[str, str] | None = None) -> Path:
+    """Local working/output root: FLOWSYNC_HOME, else $AIRFLOW_HOME/flowsync, else ~/.flowsync."""
+    env = os.environ if env is None else env
+    if env.get("FLOWSYNC_HOME"):
+        return Path(env["FLOWSYNC_HOME"])
+    if env.get("AIRFLOW_HOME"):
+        return Path(env["AIRFLOW_HOME"]) / "flowsync"
+    return Path.home() / ".flowsync"
+
+
+def safe_segment(value: str) -> str:
+    """A run id or account id as one safe path segment (run ids contain ':' and '+')."""
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", value).strip("._")
+    return cleaned[:150] or "run"
+
+
+def run_folder(dag_id: str, run_id: str, account: str | None = None, env: Mapping[str, str] | None = None) -> Path:
+    parts = [flowsync_home(env), "runs", safe_segment(dag_id)]
+    if account:
+        parts.append(safe_segment(account))
+    parts.append(safe_segment(run_id))
+    return Path(*parts)

@@ -1,0 +1,72 @@
+"""Per-client counters that every sync summary surfaces (calls, retries, 429s, waits, pages)."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from typing import Any
+
+
+class Diagnostics:
+    """Thread-safe counters; ``to_dict()`` is JSON-able and ``merge()`` sums task summaries."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.calls: Counter[str] = Counter()
+        self.pages: Counter[str] = Counter()
+        self.reporting_calls = 0
+        self.retries = 0
+        self.http_429 = 0
+        self.seconds_waited = 0.0
+
+    def record_call(self, endpoint: str, *, reporting: bool) -> None:
+        with self._lock:
+            self.calls[endpoint] += 1
+            if reporting:
+                self.reporting_calls += 1
+
+    def record_page(self, endpoint: str) -> None:
+        with self._lock:
+            self.pages[endpoint] += 1
+
+    def record_retry(self) -> None:
+        with self._lock:
+            self.retries += 1
+
+    def record_429(self) -> None:
+        with self._lock:
+            self.http_429 += 1
+
+    def record_wait(self, seconds: float) -> None:
+        if seconds > 0:
+            with self._lock:
+                self.seconds_waited += seconds
+
+    def to_dict(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "calls": dict(sorted(self.calls.items())),
+                "reporting_calls": self.reporting_calls,
+                "retries": self.retries,
+                "http_429": self.http_429,
+                "seconds_waited": round(self.seconds_waited, 3),
+                "pages": dict(sorted(self.pages.items())),
+            }
+
+    @staticmethod
+    def merge(*parts: dict[str, Any] | Diagnostics | None) -> dict[str, Any]:
+        """Sum several ``to_dict()`` results (e.g. from mapped tasks) into one."""
+        calls: Counter[str] = Counter()
+        pages: Counter[str] = Counter()
+        out: dict[str, Any] = {"reporting_calls": 0, "retries": 0, "http_429": 0, "seconds_waited": 0.0}
+        for part in parts:
+            if part is None:
+                continue
+            data = part.to_dict() if isinstance(part, Diagnostics) else part
+            calls.update(data.get("calls") or {})
+            pages.update(data.get("pages") or {})
+            for key in ("reporting_calls", "retries", "http_429"):
+                out[key] += int(data.get(key) or 0)
+            out["seconds_waited"] += float(data.get("seconds_waited") or 0.0)
+        out["seconds_waited"] = round(out["seconds_waited"], 3)
+        return {"calls": dict(sorted(calls.items())), **out, "pages": dict(sorted(pages.items()))}

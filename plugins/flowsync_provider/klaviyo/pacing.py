@@ -1,0 +1,259 @@
+"""Proactive pacing per Klaviyo rate-limit bucket, shared across processes.
+
+Each Airflow task is a new process, so in-memory pacing would let parallel tasks of one account
+blow through Klaviyo's limits together. State therefore lives in a SQLite file (serialized by a
+file lock) or Redis, keyed by account (a digest, never the key) and bucket. The counting and the
+wait math are pyrate-limiter's sliding-window log; this module only chooses rates and storage,
+and adds a persisted "paused until" per bucket for waits the server asks for (429 / Remaining 0).
+"""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Protocol
+
+from pyrate_limiter import AbstractBucket, InMemoryBucket, Rate, RateItem, RedisBucket, SQLiteBucket
+from pyrate_limiter.buckets.sqlite_bucket import Queries
+
+from flowsync_provider.core.limits import RateLimit
+from flowsync_provider.klaviyo.errors import KlaviyoConfigError, KlaviyoRateLimitExceeded
+
+# Client-side windows are a little longer than the server's: the server stamps a request when it
+# arrives, a few milliseconds after we admitted it, and that jitter must not turn into a 429.
+WINDOW_MARGIN_RATIO = 0.05
+WINDOW_MARGIN_MS = 50
+LEAK_EVERY = 50
+
+
+def pacing_rates(limit: RateLimit, time_scale: float) -> list[Rate]:
+    """pyrate-limiter rates for a bucket: windows divided by the time scale, plus a small margin.
+
+    Redundant windows are dropped so the list satisfies pyrate-limiter's ordering contract
+    (e.g. after lowering the steady limit below the burst, the burst window adds nothing).
+    """
+    rates: list[Rate] = []
+    for count, seconds in sorted(limit.windows(), key=lambda pair: pair[1]):
+        interval = math.ceil(seconds * 1000.0 / time_scale * (1 + WINDOW_MARGIN_RATIO)) + WINDOW_MARGIN_MS
+        rate = Rate(count, interval)
+        while rates and rate.limit <= rates[-1].limit:
+            rates.pop()  # a longer window allowing no more calls makes the shorter one redundant
+        if rates and rate.limit / rate.interval > rates[-1].limit / rates[-1].interval:
+            continue  # allows more than the shorter window already implies: redundant
+        rates.append(rate)
+    return rates
+
+
+class _Store(Protocol):
+    def bucket(self, name: str, rates: list[Rate]) -> AbstractBucket: ...
+    def lock(self) -> object: ...
+    def paused_until_ms(self, name: str) -> int: ...
+    def pause_until_ms(self, name: str, until_ms: int) -> None: ...
+    def close(self) -> None: ...
+
+
+class _SQLiteStore:
+    """One SQLite file for all accounts/buckets; a file lock serializes processes."""
+
+    def __init__(self, path: Path) -> None:
+        from filelock import FileLock
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._file_lock = FileLock(str(path) + ".lock")
+        with self._file_lock:
+            self._conn = sqlite3.connect(
+                str(path), isolation_level="DEFERRED", check_same_thread=False, timeout=30
+            )
+            self._conn.execute("PRAGMA journal_mode=WAL;")
+            self._conn.execute("PRAGMA synchronous=NORMAL;")
+            self._conn.execute(
+                "CREATE TABLE IF NOT EXISTS flowsync_pause (name TEXT PRIMARY KEY, until_ms INTEGER)"
+            )
+            self._conn.commit()
+
+    def lock(self) -> object:
+        return self._file_lock
+
+    def bucket(self, name: str, rates: list[Rate]) -> AbstractBucket:
+        table = "rl_" + name
+        with self._file_lock:
+            self._conn.execute(Queries.CREATE_BUCKET_TABLE.format(table=table))
+            self._conn.execute(
+                Queries.CREATE_INDEX_ON_TIMESTAMP.format(index_name=f"idx_{table}_ts", table_name=table)
+            )
+            self._conn.commit()
+        return SQLiteBucket(rates, self._conn, table=table, lock=self._file_lock)
+
+    def paused_until_ms(self, name: str) -> int:
+        row = self._conn.execute("SELECT until_ms FROM flowsync_pause WHERE name = ?", (name,)).fetchone()
+        return int(row[0]) if row else 0
+
+    def pause_until_ms(self, name: str, until_ms: int) -> None:
+        with self._file_lock:
+            self._conn.execute(
+                "INSERT INTO flowsync_pause (name, until_ms) VALUES (?, ?) "
+                "ON CONFLICT(name) DO UPDATE SET until_ms = MAX(until_ms, excluded.until_ms)",
+                (name, until_ms),
+            )
+            self._conn.commit()
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+class _RedisStore:
+    """Redis keys ``flowsync:limiter:<account>:<bucket>``; pyrate-limiter's Lua keeps puts atomic."""
+
+    PREFIX = "flowsync:limiter:"
+
+    def __init__(self, url: str) -> None:
+        import redis
+
+        self._redis = redis.Redis.from_url(url)
+        self._lock = threading.RLock()
+
+    def lock(self) -> object:
+        return self._lock
+
+    def bucket(self, name: str, rates: list[Rate]) -> AbstractBucket:
+        return RedisBucket.init(rates, self._redis, self.PREFIX + name)
+
+    def paused_until_ms(self, name: str) -> int:
+        raw = self._redis.get(self.PREFIX + "pause:" + name)
+        return int(raw) if raw else 0
+
+    def pause_until_ms(self, name: str, until_ms: int) -> None:
+        ttl = max(1, until_ms - int(time.time() * 1000))
+        key = self.PREFIX + "pause:" + name
+        current = self.paused_until_ms(name)
+        if until_ms > current:
+            self._redis.set(key, until_ms, px=ttl)
+
+    def close(self) -> None:
+        self._redis.close()
+
+
+class _MemoryStore:
+    """Process-local state (``memory://``): for tests and one-off scripts, not for Airflow tasks."""
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._pauses: dict[str, int] = {}
+
+    def lock(self) -> object:
+        return self._lock
+
+    def bucket(self, name: str, rates: list[Rate]) -> AbstractBucket:
+        return InMemoryBucket(rates)
+
+    def paused_until_ms(self, name: str) -> int:
+        return self._pauses.get(name, 0)
+
+    def pause_until_ms(self, name: str, until_ms: int) -> None:
+        self._pauses[name] = max(until_ms, self._pauses.get(name, 0))
+
+    def close(self) -> None:
+        self._pauses.clear()
+
+
+def open_store(url: str) -> _Store:
+    if url.startswith("memory://"):
+        return _MemoryStore()
+    if url.startswith("sqlite:///"):
+        return _SQLiteStore(Path(url[len("sqlite://"):]))
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        return _RedisStore(url)
+    raise KlaviyoConfigError(f"unsupported limiter URL scheme {url.split(':', 1)[0]!r}")
+
+
+class Pacer:
+    """Admit requests per (account, bucket) at the spec's rates; raise instead of over-long sleeps."""
+
+    def __init__(self, url: str, account_key: str, time_scale: float = 1.0) -> None:
+        self.url = url
+        self.account_key = account_key
+        self.time_scale = time_scale
+        self._store: _Store | None = None
+        self._buckets: dict[str, tuple[AbstractBucket, list[Rate]]] = {}
+        self._puts: dict[str, int] = {}
+        self._lock = threading.RLock()
+
+    def __repr__(self) -> str:
+        scheme = self.url.split(":", 1)[0]
+        return f"Pacer(backend={scheme!r}, account_key={self.account_key!r}, time_scale={self.time_scale})"
+
+    @property
+    def store(self) -> _Store:
+        if self._store is None:
+            self._store = open_store(self.url)
+        return self._store
+
+    def _name(self, bucket: str) -> str:
+        return f"{self.account_key}_{bucket}".replace("-", "_").replace(":", "_")
+
+    def _bucket(self, bucket: str, limit: RateLimit) -> AbstractBucket:
+        rates = pacing_rates(limit, self.time_scale)
+        cached = self._buckets.get(bucket)
+        shape = [(r.limit, r.interval) for r in rates]
+        if cached is None or [(r.limit, r.interval) for r in cached[1]] != shape:
+            cached = (self.store.bucket(self._name(bucket), rates), rates)
+            self._buckets[bucket] = cached
+        return cached[0]
+
+    def _try(self, bucket: str, limit: RateLimit) -> float:
+        """Take a slot now (returns 0) or return the real seconds until one may be free."""
+        name = self._name(bucket)
+        store = self.store
+        with self._lock, store.lock():  # type: ignore[attr-defined]
+            target = self._bucket(bucket, limit)
+            wall_ms = int(time.time() * 1000)
+            paused = store.paused_until_ms(name)
+            if paused > wall_ms:
+                return (paused - wall_ms) / 1000.0
+            now_ms = int(target.now())
+            item = RateItem(name, now_ms)
+            if target.put(item):
+                self._puts[bucket] = self._puts.get(bucket, 0) + 1
+                if self._puts[bucket] % LEAK_EVERY == 1:
+                    target.leak(now_ms)
+                return 0.0
+            wait_ms = target.waiting(item)
+        if not isinstance(wait_ms, int) or wait_ms < 0:
+            # The weight can never fit (a limit of 0 cannot come from the spec): treat as a day away.
+            return 86400.0 / self.time_scale
+        return max(wait_ms, 1) / 1000.0
+
+    def acquire(self, bucket: str, limit: RateLimit, max_wait_seconds: float) -> float:
+        """Block until the bucket admits one request; returns real seconds slept.
+
+        Any single wait longer than ``max_wait_seconds`` raises ``KlaviyoRateLimitExceeded``
+        before sleeping, so callers can defer instead of holding a worker.
+        """
+        waited = 0.0
+        while True:
+            wait = self._try(bucket, limit)
+            if wait <= 0:
+                return waited
+            if wait > max_wait_seconds:
+                raise KlaviyoRateLimitExceeded(time.time() + wait, bucket, wait_seconds=wait)
+            time.sleep(wait)
+            waited += wait
+
+    def pause(self, bucket: str, seconds: float) -> None:
+        """Record a server-requested wait (real seconds) so every process honours it."""
+        if seconds <= 0:
+            return
+        until_ms = int(time.time() * 1000 + seconds * 1000)
+        with self._lock:
+            self.store.pause_until_ms(self._name(bucket), until_ms)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._store is not None:
+                self._store.close()
+                self._store = None
+            self._buckets.clear()

@@ -1,0 +1,83 @@
+"""Client settings read from arguments or the environment, validated once.
+
+The revision is pinned: Klaviyo changes response shapes between revisions, and a silent shape
+change would corrupt the CSVs, so only revisions this package was built and tested against pass.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+from flowsync_provider.klaviyo.errors import KlaviyoConfigError
+
+SUPPORTED_REVISIONS: tuple[str, ...] = ("2026-07-15",)
+DEFAULT_REVISION = SUPPORTED_REVISIONS[0]
+DEFAULT_BASE_URL = "https://a.klaviyo.com"
+
+
+def resolve_revision(value: str | None = None) -> str:
+    """The revision to send: argument, else env ``KLAVIYO_API_REVISION``, else the default."""
+    revision = (value or os.environ.get("KLAVIYO_API_REVISION") or DEFAULT_REVISION).strip()
+    if revision not in SUPPORTED_REVISIONS:
+        raise KlaviyoConfigError(
+            f"Klaviyo API revision {revision!r} is not supported; use one of "
+            f"{', '.join(SUPPORTED_REVISIONS)} "
+            "(set KLAVIYO_API_REVISION or the connection's 'revision' extra). Older revisions such as "
+            "2024-06-15 are retired and return different shapes."
+        )
+    return revision
+
+
+def resolve_time_scale(value: float | None = None) -> float:
+    """Time compression shared with the sandbox (env ``FLOWSYNC_TIME_SCALE``); 1 in production."""
+    raw: float | str | None = value if value is not None else os.environ.get("FLOWSYNC_TIME_SCALE")
+    if raw is None or raw == "":
+        return 1.0
+    try:
+        scale = float(raw)
+    except (TypeError, ValueError):
+        raise KlaviyoConfigError(f"FLOWSYNC_TIME_SCALE must be a number, got {raw!r}") from None
+    if scale <= 0:
+        raise KlaviyoConfigError(f"FLOWSYNC_TIME_SCALE must be > 0, got {scale}")
+    return scale
+
+
+def flowsync_home() -> Path:
+    """Local working root: ``FLOWSYNC_HOME``, else ``$AIRFLOW_HOME/flowsync``, else ``~/.flowsync``."""
+    if os.environ.get("FLOWSYNC_HOME"):
+        return Path(os.environ["FLOWSYNC_HOME"]).expanduser()
+    if os.environ.get("AIRFLOW_HOME"):
+        return Path(os.environ["AIRFLOW_HOME"]).expanduser() / "flowsync"
+    return Path("~/.flowsync").expanduser()
+
+
+def resolve_limiter_url(value: str | None = None) -> str:
+    """Where pacing state lives: ``redis://…`` or ``sqlite:///abs/path.db`` (default under FLOWSYNC_HOME)."""
+    url = value or os.environ.get("FLOWSYNC_LIMITER_URL") or f"sqlite:///{flowsync_home() / 'limiter.db'}"
+    if not url.startswith(("sqlite:///", "redis://", "rediss://", "unix://", "memory://")):
+        raise KlaviyoConfigError(
+            "FLOWSYNC_LIMITER_URL must start with sqlite:///, redis:// or memory://, "
+            f"got scheme {url.split(':', 1)[0]!r}"
+        )
+    return url
+
+
+def env_int(name: str) -> int | None:
+    """A positive integer env setting, or None when unset/empty."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise KlaviyoConfigError(f"{name} must be a positive integer, got {raw!r}") from None
+    if value <= 0:
+        raise KlaviyoConfigError(f"{name} must be a positive integer, got {value}")
+    return value
+
+
+def account_key_for(api_key: str) -> str:
+    """Limiter key of an account: a short digest of the key, so the key itself is never stored."""
+    return hashlib.sha256(api_key.encode("utf-8")).hexdigest()[:16]

@@ -1,0 +1,86 @@
+"""Shared plumbing of every Klaviyo-calling operator: gating, client, diagnostics, deferral.
+
+Operators orchestrate; they don't compute. Each subclass implements ``work(context, client)`` and
+returns a JSON-able dict. When the client reports that the next allowed call is further away than
+``defer_after_seconds`` (daily quota exhausted, a long Retry-After), the task defers to the triggerer
+with a trigger that only waits, and resumes by running ``work`` again: report tasks are one call
+each, so "again" is "where it stopped".
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from functools import cached_property
+from typing import Any
+
+from airflow.sdk import BaseOperator
+
+from flowsync_provider.core.params import require_klaviyo_enabled
+from flowsync_provider.klaviyo import KlaviyoClient, KlaviyoRateLimitExceeded
+from flowsync_provider.triggers.ratelimit import KlaviyoRateLimitTrigger
+
+DEFAULT_DEFER_AFTER = float(os.environ.get("FLOWSYNC_DEFER_AFTER_SECONDS", "120"))
+
+
+class KlaviyoBaseOperator(BaseOperator):
+    """Base for operators that talk to Klaviyo through :class:`KlaviyoHook`."""
+
+    ui_color = "#232f3e"
+    ui_fgcolor = "#ffffff"
+
+    def __init__(
+        self,
+        *,
+        klaviyo_conn_id: str = "klaviyo_default",
+        defer_after_seconds: float | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.klaviyo_conn_id = klaviyo_conn_id
+        self.defer_after_seconds = DEFAULT_DEFER_AFTER if defer_after_seconds is None else defer_after_seconds
+
+    @cached_property
+    def hook(self):  # noqa: ANN201 - imported lazily to keep parse time light
+        from flowsync_provider.hooks.klaviyo import KlaviyoHook
+
+        return KlaviyoHook(klaviyo_conn_id=self.klaviyo_conn_id)
+
+    def prepare(self, context: Mapping[str, Any]) -> None:
+        """Checks that must pass before Klaviyo is called (param validation); default: none."""
+
+    def work(self, context: Mapping[str, Any], client: KlaviyoClient) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def finish(self, context: Mapping[str, Any], result: dict[str, Any]) -> Any:
+        """Turn the work's result (diagnostics attached) into the task's return value."""
+        return result
+
+    def execute(self, context: Mapping[str, Any]) -> Any:
+        self.prepare(context)
+        require_klaviyo_enabled()
+        return self._run(context)
+
+    def execute_complete(self, context: Mapping[str, Any], event: Mapping[str, Any] | None = None) -> Any:
+        """Resume after a rate-limit deferral: the wait is over, do the work again."""
+        self.log.info("Rate-limit wait over for bucket %s; resuming.", (event or {}).get("bucket"))
+        return self._run(context)
+
+    def _run(self, context: Mapping[str, Any]) -> Any:
+        client = self.hook.get_client(max_wait_seconds=self.defer_after_seconds)
+        try:
+            result = self.work(context, client)
+        except KlaviyoRateLimitExceeded as exc:
+            self.log.info(
+                "Klaviyo bucket %s is exhausted until %.0f; deferring instead of holding a worker slot.",
+                exc.bucket,
+                exc.retry_at,
+            )
+            self.defer(
+                trigger=KlaviyoRateLimitTrigger(retry_at=exc.retry_at, bucket=exc.bucket),
+                method_name="execute_complete",
+            )
+        finally:
+            client.close()
+        result["diagnostics"] = {**result.get("diagnostics", {}), "client": client.diagnostics.to_dict()}
+        return self.finish(context, result)

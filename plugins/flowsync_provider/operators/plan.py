@@ -1,0 +1,67 @@
+"""The first task of every sync: validate params, read the account timezone, plan the report calls."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from flowsync_provider.core import catalog as catalog_core
+from flowsync_provider.core.params import SyncRequest, hard_max, validate_request
+from flowsync_provider.core.plan import PLANNERS
+from flowsync_provider.core.summary import quota_line
+from flowsync_provider.core.windows import local_today
+from flowsync_provider.klaviyo import KlaviyoClient
+from flowsync_provider.operators.base import KlaviyoBaseOperator
+
+
+def run_instant(context: Mapping[str, Any]) -> datetime:
+    """Manual runs have no logical date: anchor 'today' on run_after (stable across retries)."""
+    dag_run = context.get("dag_run")
+    instant = getattr(dag_run, "run_after", None) or context.get("logical_date")
+    if instant is None:
+        import pendulum
+
+        instant = pendulum.now("UTC")
+    return instant
+
+
+class SyncPlanOperator(KlaviyoBaseOperator):
+    """Validate, resolve the window in the account timezone, split it into report chunks.
+
+    Returns the list of chunks (what the report map expands over); the whole plan is pushed as the
+    XCom key ``plan`` (Airflow maps only over return values).
+    """
+
+    def __init__(self, *, sync: str, live_supported: bool = False, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.sync = sync
+        self.live_supported = live_supported
+
+    def prepare(self, context: Mapping[str, Any]) -> None:
+        dag_run = context.get("dag_run")
+        conf = getattr(dag_run, "conf", None) or {}
+        self._request = validate_request(context["params"], conf, sync=self.sync, live_supported=self.live_supported)
+
+    def work(self, context: Mapping[str, Any], client: KlaviyoClient) -> dict[str, Any]:
+        request: SyncRequest = self._request
+        account = catalog_core.account_info(client.get_account())
+        warnings = list(request.warnings)
+        if account.get("timezone_defaulted"):
+            warnings.append("Klaviyo account timezone unknown: using UTC for day boundaries.")
+        today = local_today(account["timezone"], run_instant(context))
+        planner = PLANNERS[self.sync]
+        plan = planner(request, tz=account["timezone"], today_local=today, max_days=hard_max("days"))
+        plan.update(sync=self.sync, request=request.to_dict(), account=account, warnings=warnings)
+        self.log.info(
+            "Plan: %s..%s (%d days, %s), %d report call(s); %s",
+            plan["window"]["start"], plan["window"]["end"], plan["days"], account["timezone"],
+            len(plan["chunks"]), quota_line(plan["budget"]["reporting_calls"]),
+        )
+        for warning in warnings:
+            self.log.warning(warning)
+        return plan
+
+    def finish(self, context: Mapping[str, Any], result: dict[str, Any]) -> list[dict[str, Any]]:
+        context["ti"].xcom_push(key="plan", value=result)
+        return result["chunks"]

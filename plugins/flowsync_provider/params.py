@@ -1,0 +1,58 @@
+"""Airflow Params (JSON schema) mirroring the runbook's request body; shared by the sync DAGs.
+
+The schema refuses bad types at trigger time; cross-field rules live in ``core.params``.
+"""
+
+from __future__ import annotations
+
+from airflow.sdk import Param
+
+from flowsync_provider.core.windows import TIMEFRAME_KEYS
+
+DATE_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
+
+
+def _optional_date(description: str) -> Param:
+    return Param(None, type=["null", "string"], pattern=DATE_PATTERN, description=description)
+
+
+def window_params(days_default: int = 7) -> dict[str, Param]:
+    return {
+        "days": Param(days_default, type="integer", minimum=1,
+                      description="The N complete days ending yesterday in the account timezone."),
+        "start": _optional_date("First day (YYYY-MM-DD, account timezone, inclusive). Wins over days."),
+        "end": _optional_date("Last day (YYYY-MM-DD, account timezone, inclusive). Default: yesterday."),
+        "timeframeKey": Param(None, type=["null", "string"], enum=[None, *sorted(TIMEFRAME_KEYS)],
+                              description="Klaviyo timeframe key, turned into dates locally. Wins over days."),
+    }
+
+
+def common_params() -> dict[str, Param]:
+    return {
+        "mode": Param("dry-run", type="string", enum=["dry-run", "live"],
+                      description="dry-run writes local files only; live uploads to storage."),
+        "format": Param("json", type="string", enum=["json", "csv"], description="Local output format."),
+        **window_params(),
+        "conversionMetricId": Param(None, type=["null", "string"],
+                                    description="Placed Order metric id override."),
+        "rowBudget": Param(50_000, type="integer", minimum=1, description="Fail fast above this many rows."),
+        "debug": Param(False, type="boolean"),
+        "accountId": Param(None, type=["null", "string"], description="Dashboard account id (object paths)."),
+        "uploadId": Param(None, type=["null", "string"], description="Object folder; derived when empty."),
+        "allowEmpty": Param(False, type="boolean", description="Allow uploading an empty/all-zero file."),
+    }
+
+
+def flow_params() -> dict[str, Param]:
+    return {
+        **common_params(),
+        "limitFlows": Param(25, type="integer", minimum=1, description="Cap on flows (runbook: ≤ 50)."),
+        "limitMessages": Param(50, type="integer", minimum=1, description="Cap on messages (runbook: ≤ 100)."),
+        "enrichMessageNames": Param(True, type="boolean", description="Map message ids to names/channels."),
+        "aggregation": Param("per-day", type="string", enum=["per-day", "range", "auto"],
+                             description="per-day rows, one range total (dry-run only), or auto."),
+        "reportStrategy": Param("series", type="string", enum=["series", "values-per-day"],
+                                description="series: one call per ≤60 days; values-per-day: the runbook's "
+                                            "one flow-values call per day (for comparison)."),
+        "includeDrafts": Param(False, type="boolean", description="Include draft flows as zero rows."),
+    }

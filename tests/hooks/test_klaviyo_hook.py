@@ -1,0 +1,133 @@
+"""KlaviyoHook: connection/env resolution and the UI's connection test, over loopback to the sandbox."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from flowsync_provider.hooks.klaviyo import UI_FIELD_BEHAVIOUR, KlaviyoHook, base_url_from
+from flowsync_provider.klaviyo import KlaviyoConfigError
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch, tmp_path):
+    for name in ("KLAVIYO_API_KEY", "KLAVIYO_API_KEY_PRIVATE", "KLAVIYO_API_REVISION", "KLAVIYO_BASE_URL",
+                 "AIRFLOW_CONN_KLAVIYO_DEFAULT", "AIRFLOW_CONN_KLAVIYO_OTHER", "FLOWSYNC_LIMITER_URL",
+                 "KLAVIYO_LIMIT_GLOBAL_BURST", "KLAVIYO_LIMIT_GLOBAL_PER_MINUTE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("FLOWSYNC_HOME", str(tmp_path))
+    monkeypatch.setenv("FLOWSYNC_TIME_SCALE", "20")
+
+
+def set_conn(monkeypatch, conn_id: str = "klaviyo_default", **fields) -> None:
+    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps({"conn_type": "klaviyo", **fields}))
+
+
+def test_init_does_no_lookups(monkeypatch):
+    import airflow.sdk.definitions.connection as sdk_conn
+
+    def forbidden(cls, *args, **kwargs):
+        raise AssertionError("connection lookup in __init__")
+
+    monkeypatch.setattr(sdk_conn.Connection, "get", classmethod(forbidden))
+    hook = KlaviyoHook()
+    assert hook.klaviyo_conn_id == "klaviyo_default"
+    assert KlaviyoHook(klaviyo_conn_id="other").klaviyo_conn_id == "other"
+
+
+def test_connection_from_env_json(monkeypatch, klaviyo_sandbox):
+    klaviyo_sandbox.reset()
+    set_conn(monkeypatch, host=klaviyo_sandbox.url, password=klaviyo_sandbox.api_key,
+             extra={"revision": "2026-07-15", "timeout": 12, "account_key": "acct-hook"})
+    hook = KlaviyoHook()
+    settings = hook.get_settings()
+    assert settings.base_url == klaviyo_sandbox.url and settings.timeout == 12.0
+    assert settings.key_source == "connection 'klaviyo_default'"
+    assert klaviyo_sandbox.api_key not in repr(settings)
+    client = hook.get_conn()
+    assert client is hook.client and client.account_key == "acct-hook"
+    assert client.get_account()["id"] == klaviyo_sandbox.account.account_id
+    assert client.http.timeout.read == 12.0
+    assert [e["status"] for e in klaviyo_sandbox.requests()] == [200]
+    hook.close()
+
+
+def test_overrides_and_client_kwargs(monkeypatch, klaviyo_sandbox):
+    set_conn(monkeypatch, host=klaviyo_sandbox.url + "/api/", password=klaviyo_sandbox.api_key)
+    hook = KlaviyoHook(client_kwargs={"max_wait_seconds": 5.0, "max_attempts": 2})
+    client = hook.get_client(max_attempts=7)
+    assert client.base_url == klaviyo_sandbox.url
+    assert client.max_wait_seconds == 5.0 and client.max_attempts == 7
+    client.close()
+
+
+def test_key_falls_back_to_env_when_connection_has_none(monkeypatch, klaviyo_sandbox):
+    set_conn(monkeypatch, host=klaviyo_sandbox.url)
+    monkeypatch.setenv("KLAVIYO_API_KEY_PRIVATE", klaviyo_sandbox.api_key)
+    settings = KlaviyoHook().get_settings()
+    assert settings.api_key == klaviyo_sandbox.api_key and settings.key_source == "env KLAVIYO_API_KEY_PRIVATE"
+    monkeypatch.setenv("KLAVIYO_API_KEY", "pk_first_choice_1234567")
+    assert KlaviyoHook().get_settings().key_source == "env KLAVIYO_API_KEY"
+
+
+def test_missing_connection_uses_env_only(monkeypatch, klaviyo_sandbox):
+    monkeypatch.setenv("KLAVIYO_API_KEY", klaviyo_sandbox.api_key)
+    monkeypatch.setenv("KLAVIYO_BASE_URL", klaviyo_sandbox.url)
+    with KlaviyoHook().get_client() as client:
+        assert client.get_account()["id"] == klaviyo_sandbox.account.account_id
+    monkeypatch.delenv("KLAVIYO_BASE_URL")
+    assert KlaviyoHook().get_settings().base_url == "https://a.klaviyo.com"
+
+
+def test_no_key_anywhere_is_a_clear_error(monkeypatch):
+    with pytest.raises(KlaviyoConfigError, match="AIRFLOW_CONN_KLAVIYO_DEFAULT.*KLAVIYO_API_KEY"):
+        KlaviyoHook().get_settings()
+    set_conn(monkeypatch, host="a.klaviyo.com")
+    with pytest.raises(KlaviyoConfigError, match="no password"):
+        KlaviyoHook().get_settings()
+
+
+def test_unsupported_revision_extra_refused(monkeypatch):
+    set_conn(monkeypatch, password="pk_some_key_123456789", extra={"revision": "2024-06-15"})
+    with pytest.raises(KlaviyoConfigError, match="2026-07-15"):
+        KlaviyoHook().get_client()
+
+
+@pytest.mark.parametrize(
+    ("host", "schema", "port", "expected"),
+    [
+        (None, None, None, "https://a.klaviyo.com"),
+        ("a.klaviyo.com", None, None, "https://a.klaviyo.com"),
+        ("a.klaviyo.com/api", None, None, "https://a.klaviyo.com"),
+        ("https://a.klaviyo.com/api/", None, None, "https://a.klaviyo.com"),
+        ("127.0.0.1", None, 8081, "http://127.0.0.1:8081"),
+        ("sandbox.internal", "http", 9000, "http://sandbox.internal:9000"),
+    ],
+)
+def test_base_url_from_connection_parts(host, schema, port, expected):
+    assert base_url_from(host, schema, port) == expected
+
+
+def test_test_connection_reports_missing_scopes(monkeypatch, klaviyo_sandbox):
+    set_conn(monkeypatch, host=klaviyo_sandbox.url, password=klaviyo_sandbox.api_key)
+    ok, message = KlaviyoHook().test_connection()
+    assert ok, message
+    set_conn(monkeypatch, host=klaviyo_sandbox.url, password=klaviyo_sandbox.readonly_key)
+    ok, message = KlaviyoHook().test_connection()
+    assert not ok and "lists:read" in message and "profiles:read" in message
+    assert klaviyo_sandbox.readonly_key not in message
+    wrong = "pk_definitely_wrong_key_55555"
+    set_conn(monkeypatch, host=klaviyo_sandbox.url, password=wrong)
+    ok, message = KlaviyoHook().test_connection()
+    assert not ok and "401" in message and wrong not in message
+
+
+def test_ui_field_behaviour():
+    behaviour = KlaviyoHook.get_ui_field_behaviour()
+    assert set(behaviour["hidden_fields"]) == {"schema", "port", "login"}
+    assert behaviour["relabeling"] == {"password": "Private API key", "host": "Base URL"}
+    assert behaviour["placeholders"]["host"] == "https://a.klaviyo.com"
+    assert behaviour["hidden_fields"] == UI_FIELD_BEHAVIOUR["hidden-fields"]
+    assert (KlaviyoHook.conn_type, KlaviyoHook.default_conn_name, KlaviyoHook.conn_name_attr) == (
+        "klaviyo", "klaviyo_default", "klaviyo_conn_id")

@@ -1,0 +1,42 @@
+"""Fixtures for the Klaviyo client tests: a clean environment and MockTransport helpers."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from klaviyo_helpers import SECRET
+
+
+@pytest.fixture(autouse=True)
+def _clean_klaviyo_env(monkeypatch, tmp_path):
+    """No developer env may leak into a test; limiter state goes to the test's tmp dir."""
+    for name in (
+        "KLAVIYO_API_KEY",
+        "KLAVIYO_API_KEY_PRIVATE",
+        "KLAVIYO_API_REVISION",
+        "KLAVIYO_LIMIT_GLOBAL_BURST",
+        "KLAVIYO_LIMIT_GLOBAL_PER_MINUTE",
+        "FLOWSYNC_TIME_SCALE",
+        "FLOWSYNC_LIMITER_URL",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("FLOWSYNC_HOME", str(tmp_path / "flowsync-home"))
+
+
+@pytest.fixture()
+def make_client():
+    from flowsync_provider.klaviyo import KlaviyoClient
+
+    made: list[KlaviyoClient] = []
+
+    def factory(handler, **kwargs) -> KlaviyoClient:
+        kwargs.setdefault("limiter_url", "memory://")
+        kwargs.setdefault("time_scale", 20)
+        kwargs.setdefault("base_url", "https://a.klaviyo.com")
+        client = KlaviyoClient(SECRET, transport=httpx.MockTransport(handler), **kwargs)
+        made.append(client)
+        return client
+
+    yield factory
+    for client in made:
+        client.close()
