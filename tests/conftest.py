@@ -16,8 +16,14 @@ from typing import Any
 
 os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "True"
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+# The same Airflow home and DAG folder as `make test` when pytest is run directly.
+_ROOT = Path(__file__).resolve().parents[1]
+os.environ.setdefault("AIRFLOW_HOME", str(_ROOT / ".airflow"))
+os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(_ROOT / "dags"))
+os.environ.setdefault("AIRFLOW__CORE__PLUGINS_FOLDER", str(_ROOT / "plugins"))
 
 import pytest  # noqa: E402
+
 from flowsync_provider.sandbox import SandboxServer  # noqa: E402
 
 OPENAPI_DIR = Path(__file__).parent / "data" / "openapi"

@@ -27,7 +27,7 @@ def dagbag(monkeypatch):
     for name in list(__import__("os").environ):
         if name.startswith(("AIRFLOW_CONN_", "AIRFLOW_VAR_")):
             monkeypatch.delenv(name)
-    bag = DagBag(dag_folder=str(DAGS), include_examples=False)
+    bag = DagBag(dag_folder=str(DAGS))
     bag.lookups = calls
     return bag
 

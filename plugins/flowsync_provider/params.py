@@ -56,3 +56,39 @@ def flow_params() -> dict[str, Param]:
                                             "one flow-values call per day (for comparison)."),
         "includeDrafts": Param(False, type="boolean", description="Include draft flows as zero rows."),
     }
+
+
+def campaign_params() -> dict[str, Param]:
+    """Campaign sync: the common params with a 30-day default window (campaigns are sparse)."""
+    params = common_params()
+    params.update(window_params(days_default=30))
+    return params
+
+
+INSTANT_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})$"
+
+
+def audience_params() -> dict[str, Param]:
+    """Audience sync: no window; export mode and the PII controls (see docs for the column meanings)."""
+    common = common_params()
+    return {
+        "mode": common["mode"],
+        "format": Param("csv", type="string", enum=["json", "csv"],
+                        description="Local output format (csv streams; json writes one array)."),
+        "audienceMode": Param("full", type="string", enum=["full", "incremental"],
+                              description="full: every profile; incremental: profiles updated after "
+                                          "updatedSince (default: 24 h before the run)."),
+        "updatedSince": Param(None, type=["null", "string"], pattern=INSTANT_PATTERN,
+                              description="Incremental only: ISO-8601 instant with offset, e.g. "
+                                          "2025-09-01T00:00:00+00:00."),
+        "hashEmails": Param(False, type="boolean",
+                            description="Replace emails by HMAC-SHA256 (key FLOWSYNC_HASH_KEY; plain SHA-256 "
+                                        "without a key, which is dictionary-reversible)."),
+        "dropNames": Param(False, type="boolean", description="Leave First Name / Last Name empty."),
+        "rowBudget": Param(250_000, type="integer", minimum=1,
+                           description="Fail before writing the file above this many profiles."),
+        "debug": common["debug"],
+        "accountId": common["accountId"],
+        "uploadId": common["uploadId"],
+        "allowEmpty": common["allowEmpty"],
+    }

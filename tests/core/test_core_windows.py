@@ -206,11 +206,11 @@ def test_chunk_window_rejects_non_positive_size() -> None:
 
 def test_report_timeframe_offsets_follow_dst() -> None:
     spring = report_timeframe(W("2025-03-08", "2025-03-10"), NY)
-    assert spring == {"start": "2025-03-08T00:00:00-05:00", "end": "2025-03-11T00:00:00-04:00"}
+    assert spring == {"start": "2025-03-08T00:00:00-05:00", "end": "2025-03-10T23:59:59-04:00"}
     fall = report_timeframe(W("2025-11-01", "2025-11-02"), NY)
-    assert fall == {"start": "2025-11-01T00:00:00-04:00", "end": "2025-11-03T00:00:00-05:00"}
+    assert fall == {"start": "2025-11-01T00:00:00-04:00", "end": "2025-11-02T23:59:59-05:00"}
     assert report_timeframe(W("2025-09-01", "2025-09-01"), "UTC") == {
-        "start": "2025-09-01T00:00:00+00:00", "end": "2025-09-02T00:00:00+00:00"}
+        "start": "2025-09-01T00:00:00+00:00", "end": "2025-09-01T23:59:59+00:00"}
     assert report_timeframe(W("2025-09-01", "2025-09-01"), "Asia/Kolkata")["start"] == "2025-09-01T00:00:00+05:30"
 
 

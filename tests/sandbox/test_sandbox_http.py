@@ -172,7 +172,8 @@ def test_campaigns_require_channel_filter(api, klaviyo_sandbox):
 
 def test_profiles_stream_with_subscriptions_and_updated_filter(api, klaviyo_sandbox):
     acc = klaviyo_sandbox.account
-    data, _inc, pages = api.collect("/api/profiles", **{"page[size]": "100", "additional-fields[profile]": "subscriptions"})
+    data, _inc, pages = api.collect("/api/profiles", **{"page[size]": "100",
+                                                        "additional-fields[profile]": "subscriptions"})
     assert pages == -(-acc.n_profiles // 100)
     assert [p["id"] for p in data] == [p["id"] for p in acc.profiles]
     assert all("subscriptions" in p["attributes"] for p in data)
@@ -218,3 +219,10 @@ def test_admin_routes(klaviyo_sandbox, api):
     assert set(entry) >= {"t", "wall", "method", "path", "operation", "bucket", "status", "fault", "key"}
     assert all(e["key"] in (None, "full", "readonly") for e in log)
     assert klaviyo_sandbox.api_key not in str(log)
+
+
+def test_sparse_fieldsets(api):
+    flows = api.get("/api/flows", **{"fields[flow]": "name,status"}).json()["data"]
+    assert flows and all(set(f["attributes"]) == {"name", "status"} for f in flows)
+    doc = api.get("/api/flows", include="flow-actions", **{"fields[flow-action]": "definition"}).json()
+    assert all(set(r["attributes"]) == {"definition"} for r in doc["included"])

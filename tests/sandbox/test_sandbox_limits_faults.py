@@ -162,16 +162,16 @@ def test_faults_reproducible_by_seed(sandbox_factory):
     a = sandbox_factory(seed=5, fault_rate=0.5)
     b = sandbox_factory(seed=5, fault_rate=0.5)
     c = sandbox_factory(seed=6, fault_rate=0.5)
-    ra, rb, rc = _run(a, 30), _run(b, 30), _run(c, 30)
+    ra, rb, rc = _run(a, 24), _run(b, 24), _run(c, 24)
     assert ra == rb and ra != rc
     assert {"dropped", "200"} <= set(ra) and {"500", "502", "503"} & set(ra)
     fa = [e["fault"] for e in a.requests()]
     assert fa == [e["fault"] for e in b.requests()]
     inj = FaultInjector(5, 0.5)
-    assert [f.kind if f else None for f in (inj.next() for _ in range(30))] == fa
+    assert [f.kind if f else None for f in (inj.next() for _ in range(24))] == fa
     # faulted (5xx / dropped) requests consumed no quota; slow and normal ones did
     answered = sum(1 for e in a.requests() if e["fault"] in (None, "slow"))
-    assert a.app.limiter.usage("full", "get_lists") == answered < 30
+    assert a.app.limiter.usage("full", "get_lists") == answered < 24
     for e in a.requests():
         if e["fault"] in ("500", "502", "503"):
             assert e["status"] == int(e["fault"]) and e["bucket"] is None

@@ -234,13 +234,13 @@ def validate_request(
             f"uploadId {upload_id!r} is not a safe object-path segment: use letters, digits, '.', '_', ':', '-'."
         )
     if mode == "live":
-        if not live_supported:
-            raise ParamError("mode=live is not available for this DAG yet: run with mode=dry-run.")
         if aggregation == "range":
             raise ParamError(
                 "aggregation=range is dry-run only: uploading a range total as one day would corrupt the "
                 "dashboard; use per-day for live runs."
             )
+        if not live_supported:
+            raise ParamError("mode=live is not available for this DAG yet: run with mode=dry-run.")
     if strategy == "values-per-day" and aggregation != "per-day":
         raise ParamError("reportStrategy=values-per-day needs aggregation=per-day.")
 

@@ -309,10 +309,16 @@ def local_midnight(day: date, tz: str | None) -> datetime:
 
 
 def report_timeframe(window: Window, tz: str | None) -> dict[str, str]:
-    """Klaviyo custom timeframe: local midnight of the first day .. local midnight after the last day."""
+    """Klaviyo custom timeframe: local midnight of the first day .. 23:59:59 local of the last day.
+
+    Klaviyo evaluates custom timeframes in the company timezone and has been seen to include the
+    end instant's day bucket, so an end at the next midnight can add a day. Ending one second before
+    midnight keeps the last day inside the window under either reading (instant or day-bucket), which
+    matters for values reports whose totals cannot be trimmed afterwards; series are also trimmed by day.
+    """
     return {
         "start": local_midnight(window.start, tz).isoformat(),
-        "end": local_midnight(window.end + timedelta(days=1), tz).isoformat(),
+        "end": datetime.combine(window.end, time(23, 59, 59), tzinfo=zone(tz)).isoformat(),
     }
 
 

@@ -275,12 +275,13 @@ class KlaviyoClient:
     ) -> httpx.Response:
         """One logical request: pace, send, and wait out 429s (which are not failed attempts)."""
         throttled_wait = 0.0
+        http = self.http  # built before taking a slot: the slot's timestamp must be close to the send
+        headers = {"content-type": JSONAPI} if json_body is not None else None
         for _ in range(MAX_CONSECUTIVE_429 + 1):
             self.diagnostics.record_wait(self._pacer.acquire(bucket, limit, self.max_wait_seconds))
-            headers = {"content-type": JSONAPI} if json_body is not None else None
             started = time.monotonic()
             try:
-                response = self.http.request(method, path, params=params, json=json_body, headers=headers)
+                response = http.request(method, path, params=params, json=json_body, headers=headers)
             except httpx.TransportError as exc:
                 self.diagnostics.record_call(endpoint, reporting=bucket == REPORTING_BUCKET)
                 elapsed = time.monotonic() - started

@@ -23,9 +23,10 @@ from flowsync_provider.core.limits import RateLimit
 from flowsync_provider.klaviyo.errors import KlaviyoConfigError, KlaviyoRateLimitExceeded
 
 # Client-side windows are a little longer than the server's: the server stamps a request when it
-# arrives, a few milliseconds after we admitted it, and that jitter must not turn into a 429.
+# arrives, some milliseconds after we admitted it (more for the first request of a connection, or
+# on a loaded machine), and that jitter must not turn into a 429.
 WINDOW_MARGIN_RATIO = 0.05
-WINDOW_MARGIN_MS = 50
+WINDOW_MARGIN_MS = 100
 LEAK_EVERY = 50
 
 
