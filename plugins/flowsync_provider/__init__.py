@@ -13,8 +13,29 @@ def get_provider_info() -> dict:
         "description": "Klaviyo flows, campaigns and subscribers to CSV, Supabase Storage and snapshots.",
         "versions": [__version__],
         "connection-types": [
-            {"hook-class-name": "flowsync_provider.hooks.klaviyo.KlaviyoHook", "connection-type": "klaviyo"},
-            {"hook-class-name": "flowsync_provider.hooks.supabase.SupabaseHook", "connection-type": "supabase"},
+            {
+                "hook-class-name": "flowsync_provider.hooks.klaviyo.KlaviyoHook",
+                "connection-type": "klaviyo",
+                "hook-name": "Klaviyo",
+                # literal copies of hooks.klaviyo.UI_FIELD_BEHAVIOUR / CONN_FIELDS (no Airflow import here)
+                "ui-field-behaviour": {
+                    "hidden-fields": ["schema", "port", "login"],
+                    "relabeling": {"password": "Private API key", "host": "Base URL"},
+                    "placeholders": {"host": "https://a.klaviyo.com",
+                                     "extra": '{"revision": "2026-07-15", "timeout": 30}'},
+                },
+                "conn-fields": {
+                    "revision": {"label": "API revision",
+                                 "schema": {"type": ["string", "null"], "default": "2026-07-15"}},
+                    "timeout": {"label": "Timeout (seconds)", "schema": {"type": ["number", "null"], "default": 30}},
+                    "account_key": {"label": "Limiter account key", "schema": {"type": ["string", "null"]}},
+                },
+            },
+            {
+                "hook-class-name": "flowsync_provider.hooks.supabase.SupabaseHook",
+                "connection-type": "supabase",
+                "hook-name": "Supabase",
+            },
         ],
         "hooks": [
             {"integration-name": "Klaviyo", "python-modules": ["flowsync_provider.hooks.klaviyo"]},

@@ -256,3 +256,14 @@ def test_cleanup_refuses_paths_outside_the_run_folders(tmp_path, monkeypatch):
     with pytest.raises(ParamError, match="not a run folder"):
         cleanup_run_folder(outside)
     assert outside.exists()
+
+
+@pytest.mark.parametrize("conf", [{"audienceMode": "weekly"}, {"updatedSince": "yesterday"}, {"rowBudget": 0}])
+def test_param_schema_refuses_bad_triggers(dagbag, conf):
+    from airflow.sdk.definitions.param import ParamsDict
+
+    params = ParamsDict(dict(dagbag.get_dag("klaviyo_audience_sync").params))
+    with pytest.raises(Exception) as info:
+        params.update(conf)
+        params.validate()
+    assert any(key in str(info.value) for key in conf)

@@ -205,3 +205,14 @@ def test_faults_give_identical_bytes(sandbox_factory, flowsync_env, run_dag):
     assert outputs[0] == outputs[1]
     assert outputs[0].decode() == expected_csv(clean.account, start, end)
     assert [r for r in faulty.requests() if r.get("fault")], "the faulty sandbox injected no fault"
+
+
+@pytest.mark.parametrize("conf", [{"days": 0}, {"timeframeKey": "last_5_days"}, {"start": "yesterday"}])
+def test_param_schema_refuses_bad_triggers(dagbag, conf):
+    from airflow.sdk.definitions.param import ParamsDict
+
+    params = ParamsDict(dict(dagbag.get_dag("klaviyo_campaign_sync").params))
+    with pytest.raises(Exception) as info:
+        params.update(conf)
+        params.validate()
+    assert any(key in str(info.value) for key in conf)

@@ -6,13 +6,10 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from flowsync_provider.core import catalog as catalog_core
-from flowsync_provider.core.params import SyncRequest, hard_max, validate_request
-from flowsync_provider.core.plan import PLANNERS
-from flowsync_provider.core.summary import quota_line
-from flowsync_provider.core.windows import local_today
+from flowsync_provider.core.params import validate_request
 from flowsync_provider.klaviyo import KlaviyoClient
 from flowsync_provider.operators.base import KlaviyoBaseOperator
+from flowsync_provider.syncs.plan import make_plan
 
 
 def run_instant(context: Mapping[str, Any]) -> datetime:
@@ -44,23 +41,7 @@ class SyncPlanOperator(KlaviyoBaseOperator):
         self._request = validate_request(context["params"], conf, sync=self.sync, live_supported=self.live_supported)
 
     def work(self, context: Mapping[str, Any], client: KlaviyoClient) -> dict[str, Any]:
-        request: SyncRequest = self._request
-        account = catalog_core.account_info(client.get_account())
-        warnings = list(request.warnings)
-        if account.get("timezone_defaulted"):
-            warnings.append("Klaviyo account timezone unknown: using UTC for day boundaries.")
-        today = local_today(account["timezone"], run_instant(context))
-        planner = PLANNERS[self.sync]
-        plan = planner(request, tz=account["timezone"], today_local=today, max_days=hard_max("days"))
-        plan.update(sync=self.sync, request=request.to_dict(), account=account, warnings=warnings)
-        self.log.info(
-            "Plan: %s..%s (%d days, %s), %d report call(s); %s",
-            plan["window"]["start"], plan["window"]["end"], plan["days"], account["timezone"],
-            len(plan["chunks"]), quota_line(plan["budget"]["reporting_calls"]),
-        )
-        for warning in warnings:
-            self.log.warning(warning)
-        return plan
+        return make_plan(client, self._request, sync=self.sync, now=run_instant(context))
 
     def finish(self, context: Mapping[str, Any], result: dict[str, Any]) -> list[dict[str, Any]]:
         context["ti"].xcom_push(key="plan", value=result)
