@@ -1,11 +1,13 @@
 """Benchmark: campaign reporting calls per window (target: 1 campaign-values call per ≤ 1-year window).
 
-Runs the campaign sync's own functions (catalog → one report per chunk → build) with a bare client
-against a started sandbox, for 30/90/365/400-day windows ending yesterday, and counts the
-campaign-values calls twice: from the client's diagnostics and from the sandbox's request log.
+Runs the campaign sync's own steps (``flowsync_provider.syncs.campaigns``: catalog → one report per
+chunk → files) with a bare client against a sandbox, for 30/90/365/400-day windows ending yesterday,
+and counts the campaign-values calls twice: from the client's diagnostics and from the sandbox's log.
 
     from bench.campaigns import run
-    numbers = run(url, api_key, time_scale=20)
+    run()                               # starts its own sandbox (time scale bench.common.TIME_SCALE)
+    run(url, api_key, time_scale=20)    # a sandbox you started
+Returns ``{"results": {...}, "markdown": "..."}`` (what ``python -m bench`` collects).
 """
 
 from __future__ import annotations
@@ -22,12 +24,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench.common import TIME_SCALE, table
 from flowsync_provider.core import catalog as catalog_core
 from flowsync_provider.core.params import SyncRequest
 from flowsync_provider.core.plan import VALUES_MAX_DAYS, plan_campaign_sync
 from flowsync_provider.core.windows import local_today
 from flowsync_provider.klaviyo import KlaviyoClient
-from flowsync_provider.operators.campaigns import build_campaign_output, fetch_campaign_catalog, run_campaign_report
+from flowsync_provider.syncs import campaigns as campaign_sync
 
 DEFAULT_WINDOWS = (30, 90, 365, 400)
 
@@ -54,28 +57,29 @@ def server_report_calls(url: str) -> int:
     return sum(1 for r in entries if r.get("operation") == "query_campaign_values" and r.get("status") == 200)
 
 
-def run(url: str, api_key: str, time_scale: float = 1.0, *, windows: Sequence[int] = DEFAULT_WINDOWS,
-        workdir: str | None = None) -> dict[str, Any]:
+def measure(url: str, api_key: str, time_scale: float, *, windows: Sequence[int] = DEFAULT_WINDOWS,
+            workdir: str | None = None) -> dict[str, Any]:
     """Reporting calls per window length; ``meets_target`` when every window used ⌈days/365⌉ calls."""
     work = Path(workdir or tempfile.mkdtemp(prefix="flowsync-bench-campaigns-"))
     work.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {}
     with _env(FLOWSYNC_HOME=str(work)), KlaviyoClient(
         api_key, base_url=url, time_scale=time_scale, limiter_url=f"sqlite:///{work / 'limiter.db'}",
-        max_wait_seconds=600.0,
+        max_wait_seconds=3600.0,
     ) as client:
         account = catalog_core.account_info(client.get_account())
         today = local_today(account["timezone"], datetime.now(UTC))
         for days in windows:
             request = SyncRequest(days=days, format="csv", rowBudget=1_000_000)
+            # planned directly: 400 days is over the DAG's hard maximum (366), on purpose
             plan = plan_campaign_sync(request, tz=account["timezone"], today_local=today, max_days=max(windows))
             plan.update(sync="campaigns", request=request.to_dict(), account=account, warnings=[])
             before_client = client.diagnostics.reporting_calls
             before_server = server_report_calls(url)
             started = time.monotonic()
-            catalog = fetch_campaign_catalog(client, plan)
-            reports = [run_campaign_report(client, catalog, chunk) for chunk in plan["chunks"]]
-            output = build_campaign_output(plan, catalog, reports, {"run_id": f"bench-{days}d"})
+            catalog = campaign_sync.campaign_catalog(client, plan)
+            reports = [campaign_sync.campaign_report(client, catalog, chunk) for chunk in plan["chunks"]]
+            output = campaign_sync.write_campaign_output(plan, catalog, reports, work / "runs" / f"{days}d")
             calls = client.diagnostics.reporting_calls - before_client
             target = math.ceil(days / VALUES_MAX_DAYS)
             results[f"{days}d"] = {
@@ -97,13 +101,31 @@ def run(url: str, api_key: str, time_scale: float = 1.0, *, windows: Sequence[in
     }
 
 
-def run_with_sandbox(time_scale: float = 20.0, seed: int = 7) -> dict[str, Any]:
-    """Start a sandbox just for this benchmark (convenience for ``python -m bench.campaigns``)."""
-    from flowsync_provider.sandbox import SandboxServer
+def markdown(result: dict[str, Any]) -> str:
+    rows = [[r["days"], r["chunks"], r["reporting_calls"], r["server_report_calls"], r["target_calls"],
+             r["campaigns"], r["rows"], f"{r['seconds']:.2f}"] for r in result["windows"].values()]
+    verdict = "met" if result["meets_target"] else "**missed**"
+    return ("## Campaign sync: campaign-values calls per window\n\n"
+            "Target: one `POST /api/campaign-values-reports` per ≤ 1-year window (no series endpoint exists; "
+            f"never one per day or per campaign) — {verdict}. Sandbox seed 7, time scale "
+            f"{result['time_scale']:g}; calls counted by the client and by the sandbox's request log.\n\n"
+            + table(["days", "chunks", "calls (client)", "calls (sandbox log)", "target", "campaigns", "rows",
+                     "wall s"], rows))
 
-    with SandboxServer(seed=seed, time_scale=time_scale) as srv:
-        return run(srv.url, srv.api_key, time_scale)
+
+def run(url: str | None = None, api_key: str | None = None, time_scale: float | None = None, *,
+        windows: Sequence[int] = DEFAULT_WINDOWS, workdir: str | None = None) -> dict[str, Any]:
+    """Measure against the given sandbox, or start one (seed 7) when ``url`` is None."""
+    if url is None:
+        from flowsync_provider.sandbox import SandboxServer
+
+        scale = TIME_SCALE if time_scale is None else time_scale
+        with SandboxServer(seed=7, time_scale=scale) as srv:
+            return run(srv.url, srv.api_key, scale, windows=windows, workdir=workdir)
+    result = measure(url, api_key or "", TIME_SCALE if time_scale is None else time_scale, windows=windows,
+                     workdir=workdir)
+    return {"results": result, "markdown": markdown(result)}
 
 
 if __name__ == "__main__":
-    print(json.dumps(run_with_sandbox(), indent=2))
+    print(run()["markdown"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -83,6 +84,9 @@ def logged(caplog, capsys) -> str:
 
 
 def test_posts_a_short_json_to_the_webhook(webhook, monkeypatch, caplog, capsys) -> None:
+    caplog.set_level(logging.DEBUG)
+    for name in ("httpx", "httpcore", "urllib3", "flowsync_provider"):
+        monkeypatch.setattr(logging.getLogger(name), "level", logging.DEBUG)
     configure(monkeypatch, host=webhook.url, password=TOKEN, extra={"endpoint": "/hooks/flowsync"})
     notifier = failure_alert()
     assert isinstance(notifier, BaseNotifier) and notifier.conn_id == ALERT_CONN_ID
@@ -128,6 +132,7 @@ def test_dag_level_context_and_long_errors(webhook, monkeypatch) -> None:
 
 
 def test_webhook_errors_are_logged_not_raised(webhook, monkeypatch, caplog, capsys) -> None:
+    caplog.set_level(logging.DEBUG)
     configure(monkeypatch, host=webhook.url, password=TOKEN)
     webhook.status = 500
     assert FlowsyncFailureNotifier().send(task_context(ValueError("x"))) is False
@@ -135,7 +140,7 @@ def test_webhook_errors_are_logged_not_raised(webhook, monkeypatch, caplog, caps
     notifier = FlowsyncFailureNotifier(timeout=2)
     notifier(task_context(ValueError("x")))  # Airflow's call path: must not raise
     text = logged(caplog, capsys)
-    assert "rejected with HTTP 500" in text and "not delivered (ConnectError)" in text
+    assert "rejected with HTTP 500" in text and "not delivered (ConnectionRefusedError)" in text
     assert TOKEN not in text and "secret-path" not in text
 
 

@@ -7,16 +7,21 @@ connection the notifier logs one line and does nothing, so DAGs can always carry
 
 The JSON is short and safe: dag_id, run_id, task_id, map_index, try_number and the first line of
 the exception (passed through Airflow's secrets masker); never connection fields, params or logs.
-A failing webhook is logged, not raised: an alert must never mask the failure it reports.
+A failing webhook is logged, not raised: an alert must never mask the failure it reports. The POST
+uses the standard library on purpose: httpx logs every request URL at INFO, and webhook URLs (Slack,
+Teams) carry their credential in the path.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
+import urllib.error
+import urllib.request
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
 from airflow.sdk import BaseHook, BaseNotifier
 from airflow.sdk.exceptions import AirflowNotFoundException
 
@@ -134,6 +139,18 @@ class FlowsyncFailureNotifier(BaseNotifier):
         self.log.info("Failure alert sent to %s (HTTP %s).", url, status)
         return True
 
+    def _post(self, url: str, headers: dict[str, str], payload: Mapping[str, Any]) -> bool:
+        request = urllib.request.Request(url, data=json.dumps(payload).encode("utf-8"), headers=headers,
+                                         method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310 - http(s) only
+                return self._report(url, response.status, None)
+        except urllib.error.HTTPError as exc:
+            return self._report(url, exc.code, None)
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            return self._report(url, None, type(reason).__name__)
+
     def send(self, context: Mapping[str, Any]) -> bool:
         """Post the alert; True when the webhook accepted it (False when skipped or failed)."""
         payload = alert_payload(context)
@@ -142,11 +159,9 @@ class FlowsyncFailureNotifier(BaseNotifier):
             self._skip(payload)
             return False
         url, headers = target
-        try:
-            response = httpx.post(url, json=payload, headers=headers, timeout=self.timeout)
-        except httpx.HTTPError as exc:
-            return self._report(url, None, type(exc).__name__)
-        return self._report(url, response.status_code, None)
+        if urlsplit(url).scheme not in ("http", "https"):
+            return self._report(url, None, "only http(s) webhooks are supported")
+        return self._post(url, headers, payload)
 
     def notify(self, context: Any) -> None:
         self.send(context)
@@ -158,13 +173,10 @@ class FlowsyncFailureNotifier(BaseNotifier):
             self._skip(payload)
             return
         url, headers = target
-        try:
-            async with httpx.AsyncClient(timeout=self.timeout) as client:
-                response = await client.post(url, json=payload, headers=headers)
-        except httpx.HTTPError as exc:
-            self._report(url, None, type(exc).__name__)
+        if urlsplit(url).scheme not in ("http", "https"):
+            self._report(url, None, "only http(s) webhooks are supported")
             return
-        self._report(url, response.status_code, None)
+        await asyncio.to_thread(self._post, url, headers, payload)
 
 
 def failure_alert(conn_id: str = ALERT_CONN_ID, *, timeout: float = 10.0) -> FlowsyncFailureNotifier:

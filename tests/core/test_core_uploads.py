@@ -21,6 +21,7 @@ from flowsync_provider.core.uploads import (
     CsvStats,
     LiveNotReady,
     UploadRefused,
+    active_messages,
     check_uploadable,
     csv_stats,
     derive_upload_id,
@@ -250,3 +251,17 @@ def test_uploads_and_history_stay_pure() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert result.stdout.strip() == ""
+
+
+def test_active_messages_of_flow_and_campaign_catalogs() -> None:
+    flows = {"flows": [
+        {"id": "F1", "status": "live", "messages": [{"id": "M1"}, {"id": "M2"}]},
+        {"id": "F2", "status": "manual", "messages": [{"id": "M3"}]},
+        {"id": "F3", "status": "draft", "messages": [{"id": "M4"}]},  # includeDrafts: zero rows by design
+    ]}
+    assert active_messages(flows) == 3
+    campaigns = {"campaigns": [{"id": "C1", "messages": [{"id": "CM1"}]}, {"id": "C2", "messages": []}]}
+    assert active_messages(campaigns) == 1
+    assert active_messages({"flows": []}) == 0
+    with pytest.raises(ValueError, match="flow catalog"):
+        active_messages({"rows": 3})

@@ -6,6 +6,7 @@ with their own formatting, hashing and ordering — not from core.subscribers.
 
 from __future__ import annotations
 
+import copy
 import csv
 import hashlib
 import hmac
@@ -220,7 +221,7 @@ def _run_dir(home: Path, name: str) -> Path:
 
 
 def test_cleanup_removes_the_uploaded_folder_at_once_by_default(tmp_path, monkeypatch):
-    from flowsync_provider.operators.audience import cleanup_run_folder
+    from flowsync_provider.syncs.audience import cleanup_run_folder
 
     home = tmp_path / "home"
     monkeypatch.setenv("FLOWSYNC_HOME", str(home))
@@ -232,7 +233,7 @@ def test_cleanup_removes_the_uploaded_folder_at_once_by_default(tmp_path, monkey
 
 
 def test_cleanup_keeps_folders_for_the_retention_then_purges(tmp_path, monkeypatch):
-    from flowsync_provider.operators.audience import cleanup_run_folder
+    from flowsync_provider.syncs.audience import cleanup_run_folder
 
     home = tmp_path / "home"
     monkeypatch.setenv("FLOWSYNC_HOME", str(home))
@@ -248,7 +249,7 @@ def test_cleanup_keeps_folders_for_the_retention_then_purges(tmp_path, monkeypat
 
 def test_cleanup_refuses_paths_outside_the_run_folders(tmp_path, monkeypatch):
     from flowsync_provider.core.errors import ParamError
-    from flowsync_provider.operators.audience import cleanup_run_folder
+    from flowsync_provider.syncs.audience import cleanup_run_folder
 
     monkeypatch.setenv("FLOWSYNC_HOME", str(tmp_path / "home"))
     outside = tmp_path / "elsewhere"
@@ -260,10 +261,52 @@ def test_cleanup_refuses_paths_outside_the_run_folders(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("conf", [{"audienceMode": "weekly"}, {"updatedSince": "yesterday"}, {"rowBudget": 0}])
 def test_param_schema_refuses_bad_triggers(dagbag, conf):
-    from airflow.sdk.definitions.param import ParamsDict
-
-    params = ParamsDict(dict(dagbag.get_dag("klaviyo_audience_sync").params))
+    params = copy.deepcopy(dagbag.get_dag("klaviyo_audience_sync").params)
     with pytest.raises(Exception) as info:
         params.update(conf)
         params.validate()
     assert any(key in str(info.value) for key in conf)
+
+
+# ---------------------------------------------------------------- bounded-memory sort (no HTTP involved)
+
+def test_external_sort_orders_dedupes_and_joins_unsorted_input(tmp_path):
+    import random
+
+    from flowsync_provider.syncs.audience import RunSorter, join_lists, latest_per_key
+
+    rng = random.Random(5)
+    ids = [f"P{n:05d}" for n in range(1000)]
+    arrivals = ids + rng.sample(ids, 50)  # 50 profiles come twice; the second copy is the fresh one
+    rng.shuffle(arrivals)
+    seen: dict[str, int] = {}
+    profiles = RunSorter(tmp_path, "profiles", chunk_rows=64)
+    for pid in arrivals:
+        seen[pid] = seen.get(pid, 0) + 1
+        profiles.add(pid, [pid, f"copy{seen[pid]}"])
+    members = RunSorter(tmp_path, "members", chunk_rows=50)
+    membership = {pid: sorted(rng.sample(["A", "B", "C"], rng.randint(0, 3))) for pid in ids}
+    pairs = [(pid, name) for pid, names in membership.items() for name in names] + [("ZZ-not-a-profile", "A")]
+    rng.shuffle(pairs)
+    for pid, name in pairs:
+        members.add(pid, name)
+    out = list(join_lists(latest_per_key(profiles.merged()), members.merged()))
+    assert [key for key, _, _ in out] == sorted(ids)
+    assert all(payload == [key, f"copy{seen[key]}"] for key, payload, _ in out)
+    assert all(sorted(names) == membership[key] for key, _, names in out)
+    assert len(profiles.runs) == -(-len(arrivals) // 64) and profiles.max_buffered <= 64
+
+
+def test_json_stream_writer_matches_write_json(tmp_path):
+    from flowsync_provider.core.csvio import sample, write_json
+    from flowsync_provider.core.schemas import SUBSCRIBERS_COLUMNS
+    from flowsync_provider.syncs.audience import JsonArrayStreamWriter
+
+    rows = [{"Profile ID": f"P{i}", "Email": f"ünï{i}@example.com", "First Name": 'A "quoted"\nname',
+             "Can Receive Email Marketing": i % 2 == 0} for i in range(3)]
+    for n in (0, 1, 3):
+        with JsonArrayStreamWriter(tmp_path / f"s{n}.json", SUBSCRIBERS_COLUMNS) as writer:
+            for row in rows[:n]:
+                writer.write_row(row)
+        write_json(tmp_path / f"w{n}.json", sample(SUBSCRIBERS_COLUMNS, rows[:n], n=n))
+        assert (tmp_path / f"s{n}.json").read_bytes() == (tmp_path / f"w{n}.json").read_bytes()

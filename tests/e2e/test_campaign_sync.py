@@ -6,6 +6,7 @@ own selection rules, ordering and number formatting — not from core.catalog/co
 
 from __future__ import annotations
 
+import copy
 import csv
 import io
 import json
@@ -209,9 +210,7 @@ def test_faults_give_identical_bytes(sandbox_factory, flowsync_env, run_dag):
 
 @pytest.mark.parametrize("conf", [{"days": 0}, {"timeframeKey": "last_5_days"}, {"start": "yesterday"}])
 def test_param_schema_refuses_bad_triggers(dagbag, conf):
-    from airflow.sdk.definitions.param import ParamsDict
-
-    params = ParamsDict(dict(dagbag.get_dag("klaviyo_campaign_sync").params))
+    params = copy.deepcopy(dagbag.get_dag("klaviyo_campaign_sync").params)
     with pytest.raises(Exception) as info:
         params.update(conf)
         params.validate()

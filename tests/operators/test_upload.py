@@ -149,6 +149,11 @@ def test_empty_file_is_refused_before_anything_is_uploaded(supabase, tmp_path) -
                                      "the catalog has 4 active flow email messages")
     assert isinstance(err.value.__cause__, UploadRefused)
     assert supabase.objects() == {}  # campaigns.csv and subscribers.csv were fine, but nothing went up
+    catalog = {"flows": [{"id": "F1", "status": "live", "messages": [{"id": "M1"}, {"id": "M2"}]}]}
+    from_catalog = UploadOperator(task_id="upload", files=files, upload_id="u-empty",
+                                  catalog_active_messages={"flows.csv": catalog})  # the catalog task's XCom
+    with pytest.raises(AirflowFailException, match="the catalog has 2 active flow email messages"):
+        from_catalog.execute(context())
     allowed = UploadOperator(task_id="upload", files=files, upload_id="u-empty",
                              catalog_active_messages={"flows.csv": 4}, allow_empty="True")  # templated string
     assert len(allowed.execute(context())["objects"]) == 3

@@ -35,6 +35,7 @@ __all__ = [
     "CsvStats",
     "LiveNotReady",
     "UploadRefused",
+    "active_messages",
     "check_uploadable",
     "csv_stats",
     "derive_upload_id",
@@ -171,6 +172,20 @@ def object_paths(upload_id: str, files: Iterable[str] | Mapping[str, Any]) -> di
 
 
 # ---------------------------------------------------------------- the empty-upload guard
+
+def active_messages(catalog: Mapping[str, Any]) -> int:
+    """Messages a catalog says should produce data: the ``catalog_active_messages`` of the guard.
+
+    Flow catalog (``{"flows": [...]}``): email messages of flows that are not drafts (live and
+    manual flows send). Campaign catalog (``{"campaigns": [...]}``): email messages of the campaigns
+    sent inside the window (the catalog only holds those).
+    """
+    if "flows" in catalog:
+        return sum(len(f.get("messages") or []) for f in catalog["flows"] if f.get("status") != "draft")
+    if "campaigns" in catalog:
+        return sum(len(c.get("messages") or []) for c in catalog["campaigns"])
+    raise ValueError("catalog must be a flow catalog ({'flows': ...}) or a campaign catalog ({'campaigns': ...})")
+
 
 @dataclass(frozen=True)
 class CsvStats:

@@ -30,6 +30,7 @@ from flowsync_provider.core.errors import ParamError
 from flowsync_provider.core.summary import flowsync_home
 from flowsync_provider.core.uploads import (
     UploadRefused,
+    active_messages,
     check_upload_id,
     check_uploadable,
     csv_stats,
@@ -174,6 +175,8 @@ def _expected(catalog_active_messages: Mapping[str, Any] | int | None, name: str
         value = catalog_active_messages.get(name, catalog_active_messages.get(kind_of_file(name), 0))
     else:
         value = catalog_active_messages
+    if isinstance(value, Mapping):  # a catalog task's output, passed as is
+        return active_messages(value)
     try:
         return max(0, int(value or 0))
     except (TypeError, ValueError):
@@ -320,7 +323,8 @@ class UploadOperator(BaseOperator):
     :param account_id: the Klaviyo account id (part of a derived upload id).
     :param allow_empty: upload empty/all-zero files even where data is expected.
     :param catalog_active_messages: ``{"flows.csv": n, ...}`` or one int: how many messages the
-        catalog says should have data (an empty file is refused when > 0).
+        catalog says should have data (an empty file is refused when > 0); a value may also be the
+        catalog task's output itself (counted by :func:`~flowsync_provider.core.uploads.active_messages`).
     :param previous_upload_id: an earlier upload of the same window whose files are compared too.
     :param aggregation: the build's aggregation; ``"range"`` output is never uploaded.
     :param backend: ``auto`` (default, or ``FLOWSYNC_STORAGE_BACKEND``), ``supabase`` or ``local``.

@@ -158,3 +158,13 @@ def write_flow_output(plan: Mapping[str, Any], catalog: Mapping[str, Any], repor
     write_json(folder / "summary.json", output)
     log.info("Wrote %d rows to %s; %s", len(rows), data_path, summary_diag["reporting_budget"])
     return output
+
+
+def run_flow_sync(client: KlaviyoClient, plan: Mapping[str, Any], folder: Path) -> dict[str, Any]:
+    """The whole flow sync in one task (nightly/history per-account groups): catalog, every chunk, files."""
+    catalog = flow_catalog(client, plan)
+    catalog["diagnostics"] = {}
+    reports = [flow_report(client, catalog, chunk) for chunk in plan["chunks"]]
+    # one client did every call: attach its diagnostics once
+    catalog["diagnostics"] = {"client": client.diagnostics.to_dict()}
+    return write_flow_output(plan, catalog, reports, folder)

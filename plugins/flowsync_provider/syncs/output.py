@@ -1,8 +1,9 @@
-"""What every sync's last task shares: run folder, merged diagnostics, data file, summary.json.
+"""What every sync's last step shares: merged diagnostics, row budget errors, data file, summary.json.
 
-The flow, campaign and audience builds produce the same output document
-``{mode, rows, days, sample, csvPreview, diagnostics, window, files, ...}`` so the dashboard team,
-the demo and the storage step read one shape. Pure file/dict work: no Klaviyo calls here.
+The campaign and audience builds (and the flow build, if it switches to these helpers) produce the
+same output document ``{mode, rows, days, sample, csvPreview, diagnostics, window, files, ...}`` so the
+dashboard team, the demo and the storage step read one shape. Pure file/dict work: no Airflow import,
+no Klaviyo calls.
 """
 
 from __future__ import annotations
@@ -11,11 +12,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from airflow.sdk.exceptions import AirflowFailException
-
 from flowsync_provider.core.csvio import csv_preview, sample, write_csv, write_json
 from flowsync_provider.core.errors import FlowsyncError, RowBudgetExceeded
-from flowsync_provider.core.summary import merge_diagnostics, quota_line, run_folder
+from flowsync_provider.core.summary import merge_diagnostics, quota_line
 
 SAMPLE_ROWS = 5
 
@@ -38,27 +37,6 @@ def check_budget(count: int, budget: int | None, *, what: str, advice: str) -> N
     """Fail fast when ``count`` rows would exceed ``budget`` (``None``: no budget)."""
     if budget is not None and count > budget:
         raise SyncRowBudgetExceeded(count, budget, what=what, advice=advice)
-
-
-def fail_without_retry(exc: FlowsyncError) -> AirflowFailException:
-    """Deterministic errors (bad params, budgets) fail the task at once: a retry would fail the same way."""
-    return AirflowFailException(str(exc))
-
-
-def context_ids(context: Mapping[str, Any], default_dag_id: str) -> tuple[str, str]:
-    """(dag id, run id) of the running task, with stable fallbacks outside Airflow (bench, scripts)."""
-    dag = context.get("dag")
-    dag_id = getattr(dag, "dag_id", None) or default_dag_id
-    run_id = context.get("run_id") or "manual"
-    return str(dag_id), str(run_id)
-
-
-def output_folder(context: Mapping[str, Any], default_dag_id: str, account_id: str | None) -> Path:
-    """The run's local folder (created): ``$FLOWSYNC_HOME/runs/<dag>/<account>/<run>``."""
-    dag_id, run_id = context_ids(context, default_dag_id)
-    folder = run_folder(dag_id, run_id, account_id)
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
 
 
 def client_diagnostics(parts: Iterable[Mapping[str, Any] | None]) -> dict[str, Any]:
