@@ -10,6 +10,7 @@ export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export FLOWSYNC_HOME ?= $(CURDIR)/.flowsync
 
 .PHONY: venv airflow-setup demo test bench lint clean services
+.PHONY: cluster-test backfill-test
 
 $(VENV)/.installed: pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is required ($(PYTHON) not found)"; exit 1; }
@@ -42,3 +43,10 @@ lint: venv
 
 clean:
 	rm -rf $(VENV) $(AIRFLOW_HOME) $(FLOWSYNC_HOME)
+
+# Scale-out harnesses (real processes, bounded; see docs/README-scaleout.md).
+cluster-test: venv services
+	$(PY) scripts/cluster_test.py
+
+backfill-test: venv services
+	$(PY) scripts/backfill_test.py

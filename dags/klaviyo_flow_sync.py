@@ -9,6 +9,7 @@ from datetime import timedelta
 
 import pendulum
 from airflow.sdk import DAG
+
 from flowsync_provider.operators.flows import (
     FlowBuildOperator,
     FlowCatalogOperator,

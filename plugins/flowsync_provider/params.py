@@ -92,3 +92,45 @@ def audience_params() -> dict[str, Param]:
         "uploadId": common["uploadId"],
         "allowEmpty": common["allowEmpty"],
     }
+
+
+def _snapshot_common() -> dict[str, Param]:
+    return {
+        "allowEmpty": Param(False, type="boolean",
+                            description="Upload even when a file is empty/all zero where data was expected."),
+        "audienceMode": Param("full", type="string", enum=["full", "incremental"],
+                              description="subscribers.csv: full export (default) or only changed profiles "
+                                          "(for processors that merge)."),
+        "hashEmails": Param(False, type="boolean"),
+        "dropNames": Param(False, type="boolean"),
+        "waitForProcessing": Param(False, type="boolean",
+                                   description="Defer until the dashboard marks the snapshot processed."),
+        "conversionMetricId": Param(None, type=["null", "string"]),
+        "limitFlows": Param(500, type="integer", minimum=1),
+        "limitMessages": Param(2000, type="integer", minimum=1),
+        "rowBudget": Param(1_000_000, type="integer", minimum=1),
+        "uploadId": Param(None, type=["null", "string"],
+                          description="Object folder; default derived from account + run (stable on retries)."),
+    }
+
+
+def nightly_params() -> dict[str, Param]:
+    return {
+        "extraLookbackDays": Param(0, type="integer", minimum=0, maximum=58,
+                                   description="Widen the ±1 day window backwards (conversions keep changing for "
+                                               "days after a send; with series reports it costs no extra calls)."),
+        **_snapshot_common(),
+    }
+
+
+def history_params() -> dict[str, Param]:
+    return {
+        "start": Param(None, type=["null", "string"], pattern=DATE_PATTERN,
+                       description="First day to rebuild (YYYY-MM-DD, account timezone)."),
+        "end": Param(None, type=["null", "string"], pattern=DATE_PATTERN,
+                     description="Last day (default yesterday)."),
+        "maxShare": Param(0.5, type="number", exclusiveMinimum=0,
+                          description="Refuse plans that need more than this share of the 225/day reporting quota."),
+        "force": Param(False, type="boolean", description="Run a plan above maxShare anyway."),
+        **_snapshot_common(),
+    }

@@ -78,22 +78,29 @@ def flowsync_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Callable[..
     return configure
 
 
+class DagRefused(Exception):
+    """dag.test() refused to create the run (e.g. the params' JSON schema rejected the conf)."""
+
+
 @pytest.fixture
-def run_dag(dagbag, capfd: pytest.CaptureFixture[str]) -> Iterator[Callable[..., DagResult]]:
-    """Run a DAG with dag.test(run_conf=...) and return states, XComs and the captured task output."""
+def run_dag() -> Iterator[Callable[..., DagResult]]:
+    """Run a DAG with dag.test(run_conf=...) in a fresh process; states, XComs and the task output."""
 
-    def run(dag_id: str, conf: dict[str, Any] | None = None) -> DagResult:
-        from airflow.dag_processing.dagbag import DagBag
-
-        # A fresh parse per run: dag.test() folds run_conf into the DAG object's params.
-        dag = DagBag(dag_folder=str(ROOT / "dags")).get_dag(dag_id)
-        capfd.readouterr()
-        dr = dag.test(run_conf=conf or {})
-        out, err = capfd.readouterr()
-        tasks: dict[str, str] = {}
-        for ti in dr.get_task_instances():
-            key = ti.task_id if ti.map_index < 0 else f"{ti.task_id}[{ti.map_index}]"
-            tasks[key] = str(ti.state)
-        return DagResult(state=str(dr.state), tasks=tasks, xcoms=_xcoms(dag_id, dr.run_id), output=out + err)
+    def run(dag_id: str, conf: dict[str, Any] | None = None, timeout: float = 600,
+            logical_date: str | None = None) -> DagResult:
+        args = [sys.executable, str(Path(__file__).with_name("dag_runner.py")), dag_id, json.dumps(conf or {})]
+        proc = subprocess.run(
+            args + ([logical_date] if logical_date else []),
+            capture_output=True, text=True, timeout=timeout, env=dict(os.environ),
+        )
+        output = proc.stdout + proc.stderr
+        marker = "FLOWSYNC_DAG_RESULT="
+        line = next((x for x in reversed(proc.stdout.splitlines()) if x.startswith(marker)), None)
+        assert line is not None, f"the DAG runner crashed (exit {proc.returncode}):\n{output[-4000:]}"
+        result = json.loads(line[len(marker):])
+        if "error" in result:
+            raise DagRefused(result["error"])
+        return DagResult(state=result["state"], tasks=result["tasks"],
+                         xcoms=_xcoms(dag_id, result["run_id"]), output=output)
 
     yield run

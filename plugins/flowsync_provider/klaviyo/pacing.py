@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Protocol
 
 from pyrate_limiter import AbstractBucket, InMemoryBucket, Rate, RateItem, RedisBucket, SQLiteBucket
+from pyrate_limiter.buckets.redis_bucket import LuaScript
 from pyrate_limiter.buckets.sqlite_bucket import Queries
 
 from flowsync_provider.core.limits import RateLimit
@@ -106,8 +107,27 @@ class _SQLiteStore:
         self._conn.close()
 
 
+class _OrderSafeRedisBucket(RedisBucket):
+    """pyrate-limiter's RedisBucket, but a window also counts entries stamped *after* ``now``.
+
+    Each process stamps its item with its own clock before the Lua script runs, so a process that
+    took its timestamp first can reach Redis second. The stock script counts ``[window_start, now]``
+    and misses the newer entry already stored, admitting both (two workers, one burst slot).
+    Counting ``[window_start, +inf]`` closes that race; it can only make admission stricter.
+    """
+
+    @classmethod
+    def init(cls, rates: list[Rate], redis: object, bucket_key: str) -> _OrderSafeRedisBucket:  # type: ignore[override]
+        script = LuaScript.PUT_ITEM.replace(
+            "redis.call('ZCOUNT', bucket, window_start, now)", "redis.call('ZCOUNT', bucket, window_start, '+inf')"
+        )
+        if script == LuaScript.PUT_ITEM:
+            raise KlaviyoConfigError("pyrate-limiter's Redis script changed; re-check the limiter's ordering fix")
+        return cls(rates, redis, bucket_key, redis.script_load(script))  # type: ignore[attr-defined]
+
+
 class _RedisStore:
-    """Redis keys ``flowsync:limiter:<account>:<bucket>``; pyrate-limiter's Lua keeps puts atomic."""
+    """Redis keys ``flowsync:limiter:<account>:<bucket>``; one Lua script per put keeps it atomic."""
 
     PREFIX = "flowsync:limiter:"
 
@@ -121,7 +141,7 @@ class _RedisStore:
         return self._lock
 
     def bucket(self, name: str, rates: list[Rate]) -> AbstractBucket:
-        return RedisBucket.init(rates, self._redis, self.PREFIX + name)
+        return _OrderSafeRedisBucket.init(rates, self._redis, self.PREFIX + name)
 
     def paused_until_ms(self, name: str) -> int:
         raw = self._redis.get(self.PREFIX + "pause:" + name)

@@ -1,0 +1,167 @@
+"""Plans of the orchestrated snapshot runs (nightly ±1 day, history ranges): one plan, three syncs.
+
+A snapshot run produces flows.csv, campaigns.csv and subscribers.csv for one Klaviyo account under one
+uploadId; this module turns the run's params and anchor into the three sub-plans the sync steps
+(``syncs.flows``, ``syncs.campaigns``, ``syncs.audience``) already understand. No Airflow import.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from datetime import date, datetime
+from typing import Any
+
+from flowsync_provider.core import catalog as catalog_core
+from flowsync_provider.core.errors import ParamError
+from flowsync_provider.core.history import plan_history
+from flowsync_provider.core.params import SyncRequest, hard_max, refuse_secrets
+from flowsync_provider.core.plan import VALUES_MAX_DAYS, call_budget, report_chunks
+from flowsync_provider.core.summary import quota_line
+from flowsync_provider.core.uploads import derive_upload_id
+from flowsync_provider.core.windows import (
+    Window,
+    anchor_day_for_run,
+    chunk_window,
+    local_today,
+    nightly_window,
+    report_timeframe,
+)
+from flowsync_provider.klaviyo import KlaviyoClient
+from flowsync_provider.syncs.audience import audience_plan
+
+log = logging.getLogger(__name__)
+
+ACCOUNTS_VARIABLE = "flowsync_accounts"
+DEFAULT_ACCOUNT = {"accountId": None, "klaviyoConnId": "klaviyo_default"}
+# Orchestrated runs must cover the whole account: the runbook's caps are for one-off calls.
+SNAPSHOT_DEFAULTS = {"limitFlows": 500, "limitMessages": 2000, "rowBudget": 1_000_000}
+
+
+def parse_accounts(raw: str | list | None) -> list[dict[str, Any]]:
+    """The Variable ``flowsync_accounts``: a JSON list of ``{accountId, klaviyoConnId}``; default one account."""
+    if raw in (None, ""):
+        return [dict(DEFAULT_ACCOUNT)]
+    try:
+        items = json.loads(raw) if isinstance(raw, str) else raw
+    except ValueError as exc:
+        raise ParamError(f"Variable {ACCOUNTS_VARIABLE} must be a JSON list of "
+                         '{"accountId": ..., "klaviyoConnId": ...} objects; it is not valid JSON.') from exc
+    if not isinstance(items, list) or not items:
+        raise ParamError(f"Variable {ACCOUNTS_VARIABLE} must be a non-empty JSON list of "
+                         '{"accountId": ..., "klaviyoConnId": ...} objects.')
+    accounts, seen = [], set()
+    for i, item in enumerate(items):
+        if not isinstance(item, dict) or not item.get("klaviyoConnId"):
+            raise ParamError(f"{ACCOUNTS_VARIABLE}[{i}] needs a klaviyoConnId (the Airflow connection of that "
+                             "Klaviyo account).")
+        refuse_secrets(item)
+        account_id = item.get("accountId") or None
+        key = account_id or item["klaviyoConnId"]
+        if key in seen:
+            raise ParamError(f"{ACCOUNTS_VARIABLE}[{i}] repeats account {key!r}: list each account once.")
+        seen.add(key)
+        accounts.append({"accountId": account_id, "klaviyoConnId": str(item["klaviyoConnId"])})
+    return accounts
+
+
+def _int(params: Mapping[str, Any], name: str, default: int, lo: int, hi: int) -> int:
+    value = params.get(name, default)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise ParamError(f"{name} must be a whole number from {lo} to {hi}, got {value!r}.")
+    return value
+
+
+def snapshot_request(params: Mapping[str, Any], window: Window) -> SyncRequest:
+    """The per-sync request every sub-plan carries (live, CSV, whole-account caps)."""
+    return SyncRequest(
+        mode="live", format="csv", start=window.start.isoformat(), end=window.end.isoformat(),
+        limitFlows=_int(params, "limitFlows", SNAPSHOT_DEFAULTS["limitFlows"], 1, hard_max("limitFlows")),
+        limitMessages=_int(params, "limitMessages", SNAPSHOT_DEFAULTS["limitMessages"], 1,
+                           hard_max("limitMessages")),
+        rowBudget=_int(params, "rowBudget", SNAPSHOT_DEFAULTS["rowBudget"], 1, hard_max("rowBudget")),
+        conversionMetricId=params.get("conversionMetricId") or None,
+        allowEmpty=bool(params.get("allowEmpty", False)),
+        audienceMode=str(params.get("audienceMode") or "full"),
+        hashEmails=bool(params.get("hashEmails", False)),
+        dropNames=bool(params.get("dropNames", False)),
+    )
+
+
+def _sub_plans(request: SyncRequest, window: Window, account: dict[str, Any], *, tz: str, today: date,
+               flow_chunks: list[dict], campaign_chunks: list[dict], client: KlaviyoClient,
+               now: datetime) -> dict[str, Any]:
+    common = {"window": window.to_dict(), "days": window.n_days, "timezone": tz, "today_local": today.isoformat(),
+              "request": request.to_dict(), "account": account, "warnings": list(request.warnings)}
+    flows = {**common, "sync": "flows", "chunks": flow_chunks, "budget": call_budget(len(flow_chunks))}
+    campaigns = {**common, "sync": "campaigns", "chunks": campaign_chunks, "budget": call_budget(len(campaign_chunks))}
+    audience = audience_plan(client, request, now=now)
+    return {"flows": flows, "campaigns": campaigns, "audience": audience}
+
+
+def campaign_chunks_for(window: Window, tz: str) -> list[dict[str, Any]]:
+    return [{"index": i, "kind": "campaign-values", "fallback": None, "window": piece.to_dict(),
+             "timeframe": report_timeframe(piece, tz), "timezone": tz}
+            for i, piece in enumerate(chunk_window(window, VALUES_MAX_DAYS))]
+
+
+def _finish(kind: str, client: KlaviyoClient, spec: Mapping[str, Any], params: Mapping[str, Any],
+            window: Window, tz: str, today: date, account: dict[str, Any], flow_chunks: list[dict],
+            campaign_chunks: list[dict], now: datetime, dag_id: str, run_id: str,
+            extra: dict[str, Any]) -> dict[str, Any]:
+    request = snapshot_request(params, window)
+    if request.audienceMode not in ("full", "incremental"):
+        raise ParamError(f"audienceMode must be full or incremental, got {request.audienceMode!r}.")
+    account_id = spec.get("accountId") or params.get("accountId") or account["id"]
+    upload_id = params.get("uploadId") or derive_upload_id(account_id, dag_id, run_id)
+    plans = _sub_plans(request, window, account, tz=tz, today=today, flow_chunks=flow_chunks,
+                       campaign_chunks=campaign_chunks, client=client, now=now)
+    reporting = len(flow_chunks) + len(campaign_chunks)
+    plan = {
+        "kind": kind, "account_id": account_id, "klaviyo_conn_id": spec.get("klaviyoConnId", "klaviyo_default"),
+        "upload_id": upload_id, "window": window.to_dict(), "timezone": tz, "budget": call_budget(reporting),
+        "allow_empty": request.allowEmpty, **plans, **extra,
+    }
+    log.info("%s snapshot for account %s: %s..%s (%s), uploadId %s; %s", kind, account_id, window.start, window.end,
+             tz, upload_id, quota_line(reporting))
+    return plan
+
+
+def nightly_plan(client: KlaviyoClient, spec: Mapping[str, Any], params: Mapping[str, Any], *, anchor: datetime,
+                 dag_id: str, run_id: str) -> dict[str, Any]:
+    """Yesterday ±1 in the account timezone: T = the day before ``anchor``; window [T-1-extra, T+1]."""
+    extra = _int(params, "extraLookbackDays", 0, 0, 58)
+    account = catalog_core.account_info(client.get_account())
+    tz = account["timezone"]
+    anchor_day = anchor_day_for_run(anchor, tz)
+    window = nightly_window(anchor_day, extra)
+    today = max(local_today(tz, anchor), window.end)
+    flow_chunks = report_chunks(window, tz, aggregation="per-day", strategy="series")
+    return _finish("nightly", client, spec, params, window, tz, today, account, flow_chunks,
+                   campaign_chunks_for(window, tz), anchor, dag_id, run_id,
+                   {"anchor_day": anchor_day.isoformat(), "extra_lookback_days": extra})
+
+
+def history_plan(client: KlaviyoClient, spec: Mapping[str, Any], params: Mapping[str, Any], *, now: datetime,
+                 dag_id: str, run_id: str) -> dict[str, Any]:
+    """A whole range as ≤60-day series chunks + ≤1-year campaign chunks, refused above the quota share."""
+    account = catalog_core.account_info(client.get_account())
+    tz = account["timezone"]
+    today = local_today(tz, now)
+    history = plan_history(params.get("start"), params.get("end"), tz,
+                           max_share=float(params.get("maxShare", 0.5)), force=bool(params.get("force", False)),
+                           today_local=today)
+    log.info(history["summary"])
+    window = Window.from_dict(history["window"])
+    return _finish("history", client, spec, params, window, tz, today, account, history["flow_chunks"],
+                   history["campaign_chunks"], now, dag_id, run_id,
+                   {"history_budget": history["budget"], "nightly_comparison": history["nightly_comparison"]})
+
+
+def all_chunks(plan: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Every reporting call of a snapshot plan, tagged with its sync (one mapped task per call)."""
+    return [{**c, "sync": "flows"} for c in plan["flows"]["chunks"]] + \
+        [{**c, "sync": "campaigns"} for c in plan["campaigns"]["chunks"]]
