@@ -17,6 +17,7 @@ from flowsync_provider.operators.audience import (
     AudienceExportOperator,
     AudiencePlanOperator,
 )
+from flowsync_provider.operators.live import SyncUploadOperator
 from flowsync_provider.params import audience_params
 
 with DAG(
@@ -35,4 +36,5 @@ with DAG(
     export = AudienceExportOperator(task_id="export", plan=plan.output, pool="klaviyo_api",
                                     execution_timeout=timedelta(hours=2))
     build = AudienceBuildOperator(task_id="build", plan=plan.output, export=export.output)
-    plan >> export >> build
+    upload = SyncUploadOperator(task_id="upload", plan=plan.output, result=build.output)
+    plan >> export >> build >> upload

@@ -18,6 +18,7 @@ from flowsync_provider.operators.campaigns import (
     CampaignPlanOperator,
     CampaignReportOperator,
 )
+from flowsync_provider.operators.live import SyncUploadOperator
 from flowsync_provider.params import campaign_params
 
 with DAG(
@@ -39,4 +40,5 @@ with DAG(
         task_id="report", catalog=catalog.output, pool="klaviyo_reporting"
     ).expand(chunk=plan.output)
     build = CampaignBuildOperator(task_id="build", plan=planned, catalog=catalog.output, reports=reports.output)
-    plan >> catalog >> reports >> build
+    upload = SyncUploadOperator(task_id="upload", plan=planned, result=build.output, catalog=catalog.output)
+    plan >> catalog >> reports >> build >> upload

@@ -16,6 +16,7 @@ from flowsync_provider.operators.flows import (
     FlowPlanOperator,
     FlowReportOperator,
 )
+from flowsync_provider.operators.live import SyncUploadOperator
 from flowsync_provider.params import flow_params
 
 with DAG(
@@ -37,4 +38,5 @@ with DAG(
         task_id="report", catalog=catalog.output, pool="klaviyo_reporting"
     ).expand(chunk=plan.output)
     build = FlowBuildOperator(task_id="build", plan=planned, catalog=catalog.output, reports=reports.output)
-    plan >> catalog >> reports >> build
+    upload = SyncUploadOperator(task_id="upload", plan=planned, result=build.output, catalog=catalog.output)
+    plan >> catalog >> reports >> build >> upload

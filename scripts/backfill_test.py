@@ -73,6 +73,8 @@ with DAG(dag_id="flowsync_backfill_probe", schedule="@daily", catchup=False,
 @dataclass
 class BackfillReport:
     dag_id: str
+    expected_runs: int = 0
+    snapshots: int | None = None
     runs: list[dict[str, Any]] = field(default_factory=list)
     windows: dict[str, list[dict[str, str]]] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
@@ -89,6 +91,8 @@ class BackfillReport:
         for run in self.runs:
             wins = sorted({(w["start"], w["end"]) for w in self.windows.get(run["run_id"], [])})
             out.append(f"  {run['run_id']}: {run['state']}  logical_date={_day(run['logical_date'])}  windows={wins}")
+        if self.snapshots is not None:
+            out.append(f"snapshots in the dashboard DB: {self.snapshots} (one per run window)")
         out.append(f"leftover processes: {self.leftovers or 'none'}")
         out += [f"FAIL: {f}" for f in self.failures]
         out.append("BACKFILL TEST " + ("PASSED" if self.ok else "FAILED"))
@@ -122,6 +126,8 @@ def find_windows(value: Any) -> list[dict[str, str]]:
 def check_runs(report: BackfillReport, expected_runs: int) -> None:
     """One successful run per interval, each with its own window at one fixed offset from its logical date."""
     runs = report.runs
+    if expected_runs < 1:
+        report.failures.append("the backfill created no runs")
     if len(runs) != expected_runs:
         report.failures.append(f"expected {expected_runs} backfill runs, found {len(runs)}")
     offsets: set[tuple[int, int]] = set()
@@ -143,6 +149,23 @@ def check_runs(report: BackfillReport, expected_runs: int) -> None:
             seen[(start, end)] = run["run_id"]
     if len(offsets) > 1:
         report.failures.append(f"windows are not at one offset from the runs' logical dates: {sorted(offsets)}")
+
+
+def check_snapshots(report: BackfillReport, live: LiveServices) -> None:
+    """Live runs: the dashboard database holds one snapshot per run, for exactly that run's window."""
+    import psycopg2
+
+    conn = psycopg2.connect(live.pg_dsn, options=f"-c search_path={live.pg_schema}", connect_timeout=5)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT window_start, window_end FROM snapshots")
+            stored = sorted((str(a)[:10], str(b)[:10]) for a, b in cur.fetchall())
+    finally:
+        conn.close()
+    wanted = sorted({(w["start"], w["end"]) for wins in report.windows.values() for w in wins})
+    report.snapshots = len(stored)
+    if stored != wanted:
+        report.failures.append(f"snapshots in the dashboard DB {stored} != the runs' windows {wanted}")
 
 
 def run_backfill(dag_id: str, from_date: date, to_date: date, *, dags_folder: Path = ROOT / "dags",
@@ -185,11 +208,17 @@ def run_backfill(dag_id: str, from_date: date, to_date: date, *, dags_folder: Pa
         if dag_run_conf:
             args += ["--dag-run-conf", json.dumps(dag_run_conf)]
         airflow.cli(*args)
-        expected = (to_date - from_date).days + 1
+        backfill = airflow.query("SELECT id FROM backfill WHERE dag_id = :d", d=dag_id)
+        if len(backfill) != 1:
+            raise HarnessError(f"expected one backfill of {dag_id}, found {len(backfill)}")
+        expected = len(airflow.query("SELECT dag_run_id FROM backfill_dag_run WHERE backfill_id = :b "
+                                     "AND dag_run_id IS NOT NULL", b=backfill[0]["id"]))
+        report.expected_runs = expected
 
         def finished() -> bool:
+            done = airflow.query("SELECT completed_at FROM backfill WHERE id = :b", b=backfill[0]["id"])
             runs = airflow.dag_runs(dag_id, "backfill")
-            return len(runs) >= expected and all(r["state"] in TERMINAL for r in runs)
+            return bool(done[0]["completed_at"]) and all(r["state"] in TERMINAL for r in runs)
 
         wait_until(finished, timeout, f"the {expected} backfill runs of {dag_id}", interval=2,
                    check=group.check_alive)
@@ -203,6 +232,8 @@ def run_backfill(dag_id: str, from_date: date, to_date: date, *, dags_folder: Pa
                 report.failures.append(f"{run['run_id']} task states: "
                                        + ", ".join(f"{t['task_id']}[{t['map_index']}]={t['state']}" for t in bad))
         check_runs(report, expected)
+        if live_services is not None:
+            check_snapshots(report, live_services)
     except HarnessError as exc:
         report.failures.append(str(exc))
     finally:

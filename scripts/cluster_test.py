@@ -107,8 +107,8 @@ class ClusterReport:
                    f"; 429s: {self.http_429}")
         out += [f"  {bucket}: {peak}" for bucket, peak in self.peaks.items()]
         out.append(f"deferred and resumed after the triggerer fired: {len(self.deferred_resumed)} "
-                   f"{self.deferred_resumed[:6]}")
-        out += [f"CSV {name}: {verdict}" for name, verdict in self.csv_checks.items()]
+                   f"{self.deferred_resumed[:8]}")
+        out += [f"{name}: {verdict}" for name, verdict in self.csv_checks.items()]
         out.append(f"leftover processes: {self.leftovers or 'none'}")
         out += [f"FAIL: {f}" for f in self.failures]
         out.append("CLUSTER TEST " + ("PASSED" if self.ok else "FAILED"))
@@ -268,10 +268,40 @@ def check_deferrals(report: ClusterReport, airflow: Airflow) -> None:
         fired = [t for trig in path.parent.glob(path.name + ".trigger.*.log")
                  for t, e in _events(trig) if e == "Trigger fired event"]
         if any(deferred[0] < f < resumed[-1] for f in fired):
-            rel = path.relative_to(airflow.home / "logs")
-            report.deferred_resumed.append("/".join(p.split("=", 1)[-1] for p in rel.parts[-3:-1]))
+            parts = {k: v for k, _, v in (p.partition("=") for p in path.relative_to(airflow.home / "logs").parts)}
+            run = parts.get("run_id", "?").split("__")[1] if "__" in parts.get("run_id", "") else parts.get("run_id")
+            report.deferred_resumed.append(f"{run}:{parts.get('task_id')}[{parts.get('map_index')}]")
     if not report.deferred_resumed:
         report.failures.append("no report task deferred, was fired by the triggerer and resumed")
+
+
+def check_snapshot_runs(report: ClusterReport, airflow: Airflow, scenarios: list[Scenario],
+                        live: LiveServices | None) -> None:
+    """History: several report chunks; live runs: one snapshot each, the history one for exactly its range."""
+    import psycopg2
+
+    for sc in scenarios:
+        if sc.name == "history":
+            chunks = [t for t in airflow.task_instances(sc.dag_id, sc.run_id) if t["task_id"] == "report"]
+            report.csv_checks["history"] = f"{len(chunks)} report chunks"
+            if len(chunks) < 2:
+                report.failures.append(f"history: expected several report chunks, found {len(chunks)}")
+    if live is None:
+        return
+    conn = psycopg2.connect(live.pg_dsn, options=f"-c search_path={live.pg_schema}", connect_timeout=5)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT window_start, window_end FROM snapshots")
+            stored = {(str(a)[:10], str(b)[:10]) for a, b in cur.fetchall()}
+    finally:
+        conn.close()
+    live_runs = [sc for sc in scenarios if sc.name in ("nightly", "history")]
+    if len(stored) != len(live_runs):
+        report.failures.append(f"expected {len(live_runs)} snapshots, found {sorted(stored)}")
+    for sc in live_runs:
+        if sc.name == "history" and (sc.conf["start"], sc.conf["end"]) not in stored:
+            report.failures.append(f"no snapshot for the history range {sc.conf['start']}..{sc.conf['end']}")
+    report.csv_checks["snapshots"] = f"{len(stored)} in the dashboard DB {sorted(stored)}"
 
 
 def check_csvs(report: ClusterReport, airflow: Airflow, scenarios: list[Scenario], refs: dict[str, str]) -> None:
@@ -285,8 +315,9 @@ def check_csvs(report: ClusterReport, airflow: Airflow, scenarios: list[Scenario
             continue
         text = Path(built[0]["files"]["data"]).read_text()
         same = text == refs[sc.name]
-        report.csv_checks[sc.name] = (f"identical to dag.test ({len(text.splitlines()) - 1} rows)" if same
-                                      else "DIFFERS from dag.test")
+        rows = len(text.splitlines()) - 1
+        report.csv_checks[f"{sc.name} flows.csv"] = (f"identical to dag.test ({rows} rows)" if same
+                                                     else "DIFFERS from dag.test")
         if not same:
             report.failures.append(f"{sc.name}: flows.csv differs from the dag.test run")
 
@@ -362,6 +393,7 @@ def run_cluster(names: list[str], timeout: float, keep: bool = False) -> Cluster
         check_rates(report, sandbox)
         check_deferrals(report, airflow)
         check_csvs(report, airflow, scenarios, refs)
+        check_snapshot_runs(report, airflow, scenarios, live)
     except HarnessError as exc:
         report.failures.append(str(exc))
     finally:

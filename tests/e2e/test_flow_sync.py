@@ -247,3 +247,29 @@ def test_faults_give_identical_bytes_and_no_secret_leaks(sandbox_factory, flowsy
         home.rename(home.with_name(f"flowsync-{srv.url.rsplit(':', 1)[1]}"))
     assert outputs[0] == outputs[1]
     assert [r for r in faulty.requests() if r.get("fault")], "the faulty sandbox injected no fault"
+
+
+def test_live_mode_uploads_the_csv_to_the_staging_bucket(sandbox, flowsync_env, run_dag, monkeypatch):
+    """The runbook's "live write to staging bucket", through the real supabase client over loopback."""
+    from flowsync_provider.sandbox.storage_server import StorageTestServer
+
+    key = "service-role-key-live-test-000000000000"
+    storage = StorageTestServer(key, buckets=["flow-staging"]).start()
+    try:
+        flowsync_env(sandbox, FLOW_STAGING_BUCKET="flow-staging")
+        monkeypatch.setenv("AIRFLOW_CONN_SUPABASE_DEFAULT",
+                           json.dumps({"conn_type": "supabase", "host": storage.url, "password": key}))
+        conf = {"mode": "live", "format": "json", "days": 3, "accountId": "acc_canary_1",
+                "uploadId": "2025-09-17T01-00-00Z", "enrichMessageNames": True}
+        result = run_dag("klaviyo_flow_sync", conf)
+        assert result.ok, result.output[-3000:]
+        objects = storage.objects()
+        assert list(objects) == ["flow-staging/2025-09-17T01-00-00Z/flows.csv"]
+        acct = sandbox.account
+        expected = expected_csv(acct, acct.yesterday - timedelta(days=2), acct.yesterday)
+        assert objects["flow-staging/2025-09-17T01-00-00Z/flows.csv"].decode() == expected
+        upload = next(v for task, _, key_, v in result.xcoms if task == "upload" and key_ == "return_value")
+        assert upload["objects"] == {"flows.csv": "flow-staging/2025-09-17T01-00-00Z/flows.csv"}
+        assert key not in result.output and key not in json.dumps([x[3] for x in result.xcoms], default=str)
+    finally:
+        storage.stop()

@@ -234,6 +234,7 @@ def validate_request(
             f"uploadId {upload_id!r} is not a safe object-path segment: use letters, digits, '.', '_', ':', '-'."
         )
     if mode == "live":
+        fmt = "csv"  # the uploaded artifact is always the CSV; the task's return value is the JSON confirmation
         if aggregation == "range":
             raise ParamError(
                 "aggregation=range is dry-run only: uploading a range total as one day would corrupt the "

@@ -34,7 +34,7 @@ def resolve_hash_key(conn_id: str | None = None) -> bytes | None:
 class AudiencePlanOperator(KlaviyoBaseOperator):
     """Validate params (no window), check gating, read the account, fix the incremental cut-off."""
 
-    def __init__(self, *, live_supported: bool = False, hash_key_conn_id: str | None = None, **kwargs: Any) -> None:
+    def __init__(self, *, live_supported: bool = True, hash_key_conn_id: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.live_supported = live_supported
         self.hash_key_conn_id = hash_key_conn_id
@@ -45,6 +45,10 @@ class AudiencePlanOperator(KlaviyoBaseOperator):
         with no_retry_on_flowsync_errors():
             self._request = validate_request(context["params"], conf, sync="audience",
                                              live_supported=self.live_supported)
+            if self._request.mode == "live":
+                from flowsync_provider.operators.upload import check_live_ready
+
+                check_live_ready(needs_admin_secret=False)
 
     def work(self, context: Mapping[str, Any], client: KlaviyoClient) -> dict[str, Any]:
         request: SyncRequest = self._request

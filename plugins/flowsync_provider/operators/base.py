@@ -10,15 +10,50 @@ each, so "again" is "where it stopped".
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from functools import cached_property
 from typing import Any
 
 from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowFailException
 
+from flowsync_provider.core.errors import FlowsyncError
 from flowsync_provider.core.params import require_klaviyo_enabled
-from flowsync_provider.klaviyo import KlaviyoClient, KlaviyoRateLimitExceeded
+from flowsync_provider.klaviyo import (
+    KlaviyoAuthError,
+    KlaviyoClient,
+    KlaviyoConfigError,
+    KlaviyoRateLimitExceeded,
+    KlaviyoRequestError,
+)
 from flowsync_provider.triggers.ratelimit import KlaviyoRateLimitTrigger
+
+# Errors a retry cannot fix (bad params, gating, budgets, refused keys, 400s): fail now, spend no quota.
+# Transient ones (5xx after retries, storage/dashboard unavailable) keep Airflow's task retries.
+PERMANENT_KLAVIYO = (KlaviyoAuthError, KlaviyoConfigError, KlaviyoRequestError)
+
+
+def is_permanent(exc: BaseException) -> bool:
+    if isinstance(exc, PERMANENT_KLAVIYO):
+        return True
+    if not isinstance(exc, FlowsyncError):
+        return False
+    name = type(exc).__name__
+    return not any(word in name for word in ("Unavailable", "ServerError", "NotFound"))
+
+
+@contextmanager
+def fail_fast() -> Iterator[None]:
+    """Turn permanent errors into AirflowFailException (no retries); let transient ones retry."""
+    try:
+        yield
+    except AirflowFailException:
+        raise
+    except Exception as exc:
+        if is_permanent(exc):
+            raise AirflowFailException(str(exc)) from exc
+        raise
 
 DEFAULT_DEFER_AFTER = float(os.environ.get("FLOWSYNC_DEFER_AFTER_SECONDS", "120"))
 
@@ -57,14 +92,16 @@ class KlaviyoBaseOperator(BaseOperator):
         return result
 
     def execute(self, context: Mapping[str, Any]) -> Any:
-        self.prepare(context)
-        require_klaviyo_enabled()
-        return self._run(context)
+        with fail_fast():
+            self.prepare(context)
+            require_klaviyo_enabled()
+            return self._run(context)
 
     def execute_complete(self, context: Mapping[str, Any], event: Mapping[str, Any] | None = None) -> Any:
         """Resume after a rate-limit deferral: the wait is over, do the work again."""
         self.log.info("Rate-limit wait over for bucket %s; resuming.", (event or {}).get("bucket"))
-        return self._run(context)
+        with fail_fast():
+            return self._run(context)
 
     def _run(self, context: Mapping[str, Any]) -> Any:
         client = self.hook.get_client(max_wait_seconds=self.defer_after_seconds)

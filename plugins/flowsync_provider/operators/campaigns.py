@@ -7,28 +7,18 @@ the same way and only burn quota.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowFailException
 
-from flowsync_provider.core.errors import FlowsyncError
 from flowsync_provider.core.summary import run_folder
 from flowsync_provider.klaviyo import KlaviyoClient
-from flowsync_provider.operators.base import KlaviyoBaseOperator
+from flowsync_provider.operators.base import KlaviyoBaseOperator, fail_fast
 from flowsync_provider.operators.plan import SyncPlanOperator
 from flowsync_provider.syncs import campaigns as campaign_sync
 
-
-@contextmanager
-def no_retry_on_flowsync_errors() -> Iterator[None]:
-    """Turn a FlowsyncError (bad params, budgets) into AirflowFailException: fail now, don't retry."""
-    try:
-        yield
-    except FlowsyncError as exc:
-        raise AirflowFailException(str(exc)) from exc
+no_retry_on_flowsync_errors = fail_fast  # the shared policy (operators.base)
 
 
 class CampaignPlanOperator(SyncPlanOperator):

@@ -13,7 +13,7 @@ from airflow.sdk import BaseOperator
 
 from flowsync_provider.core.summary import run_folder
 from flowsync_provider.klaviyo import KlaviyoClient
-from flowsync_provider.operators.base import KlaviyoBaseOperator
+from flowsync_provider.operators.base import KlaviyoBaseOperator, fail_fast
 from flowsync_provider.operators.plan import SyncPlanOperator
 from flowsync_provider.syncs import flows as flow_sync
 
@@ -65,4 +65,5 @@ class FlowBuildOperator(BaseOperator):
 
     def execute(self, context: Mapping[str, Any]) -> dict[str, Any]:
         folder = run_folder(context["dag"].dag_id, context["run_id"], self.plan["account"].get("id"))
-        return flow_sync.write_flow_output(self.plan, self.catalog, list(self.reports or []), folder)
+        with fail_fast():
+            return flow_sync.write_flow_output(self.plan, self.catalog, list(self.reports or []), folder)

@@ -30,7 +30,7 @@ class SyncPlanOperator(KlaviyoBaseOperator):
     XCom key ``plan`` (Airflow maps only over return values).
     """
 
-    def __init__(self, *, sync: str, live_supported: bool = False, **kwargs: Any) -> None:
+    def __init__(self, *, sync: str, live_supported: bool = True, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.sync = sync
         self.live_supported = live_supported
@@ -39,6 +39,10 @@ class SyncPlanOperator(KlaviyoBaseOperator):
         dag_run = context.get("dag_run")
         conf = getattr(dag_run, "conf", None) or {}
         self._request = validate_request(context["params"], conf, sync=self.sync, live_supported=self.live_supported)
+        if self._request.mode == "live":
+            from flowsync_provider.operators.upload import check_live_ready
+
+            check_live_ready(needs_admin_secret=False)
 
     def work(self, context: Mapping[str, Any], client: KlaviyoClient) -> dict[str, Any]:
         return make_plan(client, self._request, sync=self.sync, now=run_instant(context))

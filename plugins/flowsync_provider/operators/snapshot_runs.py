@@ -15,7 +15,7 @@ from airflow.sdk import BaseOperator
 from flowsync_provider.core.summary import run_folder
 from flowsync_provider.core.uploads import active_messages
 from flowsync_provider.klaviyo import KlaviyoClient
-from flowsync_provider.operators.base import KlaviyoBaseOperator
+from flowsync_provider.operators.base import KlaviyoBaseOperator, fail_fast
 from flowsync_provider.operators.plan import run_instant
 from flowsync_provider.operators.snapshot import CreateSnapshotOperator, ProcessSnapshotOperator
 from flowsync_provider.operators.upload import UploadOperator, check_live_ready
@@ -241,6 +241,10 @@ class HistoryBuildOperator(BaseOperator):
         self.reports = reports
 
     def execute(self, context: Mapping[str, Any]) -> list[dict[str, Any]]:
+        with fail_fast():
+            return self._build(context)
+
+    def _build(self, context: Mapping[str, Any]) -> list[dict[str, Any]]:
         reports = list(self.reports or [])
         for_sync = {s: [r for r in reports if r["sync"] == s] for s in ("flows", "campaigns")}
         flows = flow_sync.write_flow_output(self.plan["flows"], self.catalogs["flows"], for_sync["flows"],
