@@ -21,6 +21,7 @@ RUN pip install --no-cache-dir \
         "apache-airflow==${AIRFLOW_VERSION}" \
         . \
         "apache-airflow-providers-celery>=3.26,<4" \
+        "celery[redis]>=5.5,<5.7" \
     && rm -rf build
 
 WORKDIR /opt/airflow
