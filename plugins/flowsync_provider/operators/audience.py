@@ -14,8 +14,7 @@ from airflow.sdk import BaseOperator
 from flowsync_provider.core.params import SyncRequest, validate_request
 from flowsync_provider.core.summary import run_folder
 from flowsync_provider.klaviyo import KlaviyoClient
-from flowsync_provider.operators.base import KlaviyoBaseOperator
-from flowsync_provider.operators.campaigns import no_retry_on_flowsync_errors
+from flowsync_provider.operators.base import KlaviyoBaseOperator, fail_fast
 from flowsync_provider.operators.plan import run_instant
 from flowsync_provider.syncs import audience as audience_sync
 
@@ -42,7 +41,7 @@ class AudiencePlanOperator(KlaviyoBaseOperator):
     def prepare(self, context: Mapping[str, Any]) -> None:
         dag_run = context.get("dag_run")
         conf = getattr(dag_run, "conf", None) or {}
-        with no_retry_on_flowsync_errors():
+        with fail_fast():
             self._request = validate_request(context["params"], conf, sync="audience",
                                              live_supported=self.live_supported)
             if self._request.mode == "live":
@@ -70,7 +69,7 @@ class AudienceExportOperator(KlaviyoBaseOperator):
 
     def work(self, context: Mapping[str, Any], client: KlaviyoClient) -> dict[str, Any]:
         folder = run_folder(context["dag"].dag_id, context["run_id"], self.plan["account"].get("id"))
-        with no_retry_on_flowsync_errors():
+        with fail_fast():
             return audience_sync.export_audience(client, self.plan, folder,
                                                  hash_key=resolve_hash_key(self.hash_key_conn_id),
                                                  chunk_rows=self.chunk_rows)

@@ -10,7 +10,7 @@ each, so "again" is "where it stopped".
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import cached_property
 from typing import Any
@@ -121,3 +121,52 @@ class KlaviyoBaseOperator(BaseOperator):
             client.close()
         result["diagnostics"] = {**result.get("diagnostics", {}), "client": client.diagnostics.to_dict()}
         return self.finish(context, result)
+
+
+class CatalogStepOperator(KlaviyoBaseOperator):
+    """A sync's catalog step: ``step(client, plan) -> catalog`` (subclasses set ``step``)."""
+
+    template_fields: Sequence[str] = ("plan",)
+    step: Callable[[KlaviyoClient, Mapping[str, Any]], dict[str, Any]]
+
+    def __init__(self, *, plan: Any, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.plan = plan
+
+    def work(self, context: Mapping[str, Any], client: KlaviyoClient) -> dict[str, Any]:
+        return type(self).step(client, self.plan)
+
+
+class ReportStepOperator(KlaviyoBaseOperator):
+    """One report call for one chunk, ``step(client, catalog, chunk)``; mapped over the plan's chunks."""
+
+    template_fields: Sequence[str] = ("catalog", "chunk")
+    step: Callable[[KlaviyoClient, Mapping[str, Any], Mapping[str, Any]], dict[str, Any]]
+
+    def __init__(self, *, catalog: Any, chunk: Any, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.catalog = catalog
+        self.chunk = chunk
+
+    def work(self, context: Mapping[str, Any], client: KlaviyoClient) -> dict[str, Any]:
+        return type(self).step(client, self.catalog, self.chunk)
+
+
+class BuildStepOperator(BaseOperator):
+    """Rows → files + summary.json in the run folder, ``step(plan, catalog, reports, folder)``; no Klaviyo call."""
+
+    template_fields: Sequence[str] = ("plan", "catalog", "reports")
+    step: Callable[..., dict[str, Any]]
+
+    def __init__(self, *, plan: Any, catalog: Any, reports: Any, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.plan = plan
+        self.catalog = catalog
+        self.reports = reports
+
+    def execute(self, context: Mapping[str, Any]) -> dict[str, Any]:
+        from flowsync_provider.core.summary import run_folder
+
+        folder = run_folder(context["dag"].dag_id, context["run_id"], self.plan["account"].get("id"))
+        with fail_fast():
+            return type(self).step(self.plan, self.catalog, list(self.reports or []), folder)
