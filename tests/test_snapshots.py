@@ -26,9 +26,7 @@ def pg_schema() -> Iterator[str]:
     try:
         admin = psycopg2.connect(PG_DSN, connect_timeout=5)
     except psycopg2.OperationalError as exc:
-        if os.environ.get("CI"):
-            pytest.fail(f"PostgreSQL not reachable at FLOWSYNC_TEST_PG_DSN: {exc}")
-        pytest.skip(f"PostgreSQL not reachable (set FLOWSYNC_TEST_PG_DSN): {exc}")
+        pytest.fail(f"PostgreSQL not reachable (run `make services` or set FLOWSYNC_TEST_PG_DSN): {exc}")
     admin.autocommit = True
     schema = f"flowsync_test_{uuid.uuid4().hex[:12]}"
     with admin.cursor() as cur:

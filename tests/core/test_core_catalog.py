@@ -8,6 +8,7 @@ from datetime import date
 
 import core_docs as d
 import pytest
+
 from flowsync_provider.core.catalog import (
     account_info,
     build_campaign_catalog,

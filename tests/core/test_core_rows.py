@@ -9,6 +9,8 @@ from decimal import Decimal
 
 import core_docs as d
 import pytest
+from test_core_catalog import campaigns_fixture, flows_fixture
+
 from flowsync_provider.core.catalog import build_campaign_catalog, build_flow_catalog
 from flowsync_provider.core.csvio import csv_text
 from flowsync_provider.core.errors import ParamError, RowBudgetExceeded
@@ -28,7 +30,6 @@ from flowsync_provider.core.rows import (
 )
 from flowsync_provider.core.schemas import CAMPAIGNS_COLUMNS, FLOWS_COLUMNS
 from flowsync_provider.core.windows import Window
-from test_core_catalog import campaigns_fixture, flows_fixture
 
 NY = "America/New_York"
 WINDOW = Window(date(2025, 3, 8), date(2025, 3, 10))  # spans the spring-forward night

@@ -9,6 +9,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+
 from flowsync_provider.core import csvio
 from flowsync_provider.core.schemas import (
     CAMPAIGN_STATISTICS,

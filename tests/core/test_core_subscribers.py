@@ -6,6 +6,7 @@ import hashlib
 import hmac
 
 import core_docs as d
+
 from flowsync_provider.core.csvio import csv_text
 from flowsync_provider.core.schemas import SUBSCRIBERS_COLUMNS
 from flowsync_provider.core.subscribers import hash_email, profile_row

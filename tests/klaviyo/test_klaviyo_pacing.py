@@ -123,7 +123,7 @@ def redis_url():
     try:
         conn.ping()
     except redis.exceptions.ConnectionError:
-        pytest.skip("Redis is not running on 127.0.0.1:6379")
+        pytest.fail("Redis is not running on 127.0.0.1:6379: run `make services` (make test starts it)")
     prefix = f"flowsync:limiter:test{uuid.uuid4().hex[:8]}"
     yield url, prefix.split(":")[-1]
     for key in conn.scan_iter(match=f"{prefix}*"):

@@ -271,7 +271,7 @@ def test_redis_limiter_backend(sandbox, client_for):
     try:
         conn.ping()
     except redis.exceptions.ConnectionError:
-        pytest.skip("Redis is not running on 127.0.0.1:6379")
+        pytest.fail("Redis is not running on 127.0.0.1:6379: run `make services` (make test starts it)")
     account = f"rtest{uuid.uuid4().hex[:8]}"
     try:
         client = client_for(sandbox, limiter_url="redis://127.0.0.1:6379/15", account_key=account)
