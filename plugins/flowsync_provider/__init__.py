@@ -43,12 +43,27 @@ def get_provider_info() -> dict:
             {"integration-name": "flowsync dashboard", "python-modules": ["flowsync_provider.hooks.dashboard"]},
         ],
         "operators": [
-            {"integration-name": "Klaviyo", "python-modules": ["flowsync_provider.operators.flows",
-                                                               "flowsync_provider.operators.plan"]},
+            {
+                "integration-name": "Klaviyo",
+                "python-modules": [
+                    "flowsync_provider.operators.plan",
+                    "flowsync_provider.operators.flows",
+                    "flowsync_provider.operators.campaigns",
+                    "flowsync_provider.operators.audience",
+                    "flowsync_provider.operators.snapshot_runs",
+                ],
+            },
+            {
+                "integration-name": "Supabase",
+                "python-modules": ["flowsync_provider.operators.upload", "flowsync_provider.operators.live"],
+            },
+            {"integration-name": "flowsync dashboard", "python-modules": ["flowsync_provider.operators.snapshot"]},
         ],
         "triggers": [
             {"integration-name": "Klaviyo", "python-modules": ["flowsync_provider.triggers.ratelimit"]},
+            {"integration-name": "flowsync dashboard", "python-modules": ["flowsync_provider.triggers.snapshot"]},
         ],
+        "notifications": ["flowsync_provider.notifications.FlowsyncFailureNotifier"],
         "integrations": [
             {"integration-name": "Klaviyo", "external-doc-url": "https://developers.klaviyo.com/en/reference/api_overview"},
             {"integration-name": "Supabase", "external-doc-url": "https://supabase.com/docs/guides/storage"},

@@ -55,18 +55,12 @@ class Diagnostics:
 
     @staticmethod
     def merge(*parts: dict[str, Any] | Diagnostics | None) -> dict[str, Any]:
-        """Sum several ``to_dict()`` results (e.g. from mapped tasks) into one."""
-        calls: Counter[str] = Counter()
-        pages: Counter[str] = Counter()
-        out: dict[str, Any] = {"reporting_calls": 0, "retries": 0, "http_429": 0, "seconds_waited": 0.0}
-        for part in parts:
-            if part is None:
-                continue
-            data = part.to_dict() if isinstance(part, Diagnostics) else part
-            calls.update(data.get("calls") or {})
-            pages.update(data.get("pages") or {})
-            for key in ("reporting_calls", "retries", "http_429"):
-                out[key] += int(data.get(key) or 0)
-            out["seconds_waited"] += float(data.get("seconds_waited") or 0.0)
-        out["seconds_waited"] = round(out["seconds_waited"], 3)
-        return {"calls": dict(sorted(calls.items())), **out, "pages": dict(sorted(pages.items()))}
+        """Sum several ``to_dict()`` results (e.g. from mapped tasks) into one (``core.summary`` does the sum)."""
+        from flowsync_provider.core.summary import merge_diagnostics
+
+        zero = {"calls": {}, "reporting_calls": 0, "retries": 0, "http_429": 0, "seconds_waited": 0.0, "pages": {}}
+        data = [p.to_dict() if isinstance(p, Diagnostics) else p for p in parts]
+        merged = merge_diagnostics([zero, *data])
+        merged["calls"] = dict(sorted(merged["calls"].items()))
+        merged["pages"] = dict(sorted(merged["pages"].items()))
+        return merged

@@ -10,12 +10,11 @@ from typing import Any
 
 from flowsync_provider.core import catalog as catalog_core
 from flowsync_provider.core import rows as rows_core
-from flowsync_provider.core.csvio import csv_preview, sample, write_csv, write_json
 from flowsync_provider.core.params import SyncRequest
 from flowsync_provider.core.schemas import FLOW_STATISTICS, FLOWS_COLUMNS
-from flowsync_provider.core.summary import merge_diagnostics, quota_line
 from flowsync_provider.core.windows import Window
 from flowsync_provider.klaviyo import KlaviyoAuthError, KlaviyoClient, KlaviyoRequestError
+from flowsync_provider.syncs.output import base_diagnostics, client_diagnostics, finish_output, previews, write_rows
 
 log = logging.getLogger(__name__)
 
@@ -110,11 +109,6 @@ def flow_rows(plan: Mapping[str, Any], catalog: Mapping[str, Any],
     return rows, is_range
 
 
-def diagnostics_of(*parts: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Merge the client diagnostics every task attached to its result."""
-    return merge_diagnostics([(p or {}).get("diagnostics", {}).get("client") for p in parts])
-
-
 def write_flow_output(plan: Mapping[str, Any], catalog: Mapping[str, Any], reports: list[Mapping[str, Any]],
                       folder: Path) -> dict[str, Any]:
     """Write flows.csv|flows.json + summary.json; return the runbook's dry-run output."""
@@ -123,26 +117,17 @@ def write_flow_output(plan: Mapping[str, Any], catalog: Mapping[str, Any], repor
     reports = sorted(reports, key=lambda r: r["index"])
     rows, is_range = flow_rows(plan, catalog, reports)
     folder.mkdir(parents=True, exist_ok=True)
-    diagnostics = diagnostics_of(plan, catalog, *reports)
     warnings = [*plan.get("warnings", []), *catalog.get("warnings", []),
                 *[w for r in reports for w in r.get("warnings", [])]]
-    summary_diag = {
-        "client": diagnostics,
-        "reporting_calls": diagnostics.get("reporting_calls", 0),
-        "reporting_budget": quota_line(diagnostics.get("reporting_calls", 0)),
+    diagnostics = {
+        **base_diagnostics(client_diagnostics([plan, catalog, *reports]), warnings),
         "chunks": [{"index": r["index"], "kind": r["kind"], **r["window"]} for r in reports],
         "timezone": plan["timezone"],
         "conversion_metric": catalog.get("conversion_metric"),
         "truncated": catalog.get("truncated", {}),
         "excluded": catalog.get("excluded", {}),
-        "warnings": warnings,
     }
-    if request.format == "csv":
-        data_path = folder / "flows.csv"
-        write_csv(data_path, FLOWS_COLUMNS, rows)
-    else:
-        data_path = folder / "flows.json"
-        write_json(data_path, sample(FLOWS_COLUMNS, rows, n=len(rows)))
+    data_path = write_rows(folder, "flows", FLOWS_COLUMNS, rows, request.format)
     output = {
         "mode": request.mode,
         "rows": len(rows),
@@ -150,13 +135,11 @@ def write_flow_output(plan: Mapping[str, Any], catalog: Mapping[str, Any], repor
         "flows": len(catalog["flows"]),
         "window": window.to_dict(),
         "aggregation": "range" if is_range else "per-day",
-        "sample": sample(FLOWS_COLUMNS, rows, n=5),
-        "csvPreview": csv_preview(FLOWS_COLUMNS, rows, n=5),
-        "diagnostics": summary_diag,
-        "files": {"data": str(data_path), "summary": str(folder / "summary.json")},
+        **previews(FLOWS_COLUMNS, rows),
+        "diagnostics": diagnostics,
     }
-    write_json(folder / "summary.json", output)
-    log.info("Wrote %d rows to %s; %s", len(rows), data_path, summary_diag["reporting_budget"])
+    finish_output(folder, data_path, output)
+    log.info("Wrote %d rows to %s; %s", len(rows), data_path, diagnostics["reporting_budget"])
     return output
 
 
