@@ -27,6 +27,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from flowsync_provider.sandbox.loopback import LoopbackServer
 from flowsync_provider.storage.base import StorageBackend, StorageError
 
 __all__ = ["DashboardTestServer", "REQUIRED_FILES", "main"]
@@ -86,7 +87,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._dispatch("POST")
 
 
-class DashboardTestServer:
+class DashboardTestServer(LoopbackServer):
     """In-process dashboard look-alike on 127.0.0.1 (``port=0`` picks a free port).
 
     Without ``pg_dsn`` snapshot state is kept in memory (a processed snapshot is known from its
@@ -123,35 +124,10 @@ class DashboardTestServer:
     def __repr__(self) -> str:
         return f"DashboardTestServer(bucket={self.bucket!r}, storage={self.storage.describe()!r})"
 
-    @property
-    def url(self) -> str:
-        if self._httpd is None:
-            raise RuntimeError("server not started")
-        return f"http://{self.host}:{self._httpd.server_address[1]}"
+    thread_name = "dashboard-test-server"
 
-    def start(self) -> DashboardTestServer:
-        handler = type("DashboardHandler", (_Handler,), {"app": self})
-        self._httpd = ThreadingHTTPServer((self.host, self.port), handler)
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="dashboard-test-server", daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-        self._httpd, self._thread = None, None
-
-    def __enter__(self) -> DashboardTestServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    def handler_class(self) -> type:
+        return type("DashboardHandler", (_Handler,), {"app": self})
 
     # -- test helpers -------------------------------------------------------------------------
     def calls(self) -> list[dict[str, Any]]:

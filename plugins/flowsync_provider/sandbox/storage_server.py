@@ -28,6 +28,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from flowsync_provider.sandbox.loopback import LoopbackServer
+
 __all__ = ["StorageTestServer", "main"]
 
 API_PREFIX = "/storage/v1"
@@ -350,7 +352,7 @@ class _Handler(BaseHTTPRequestHandler):
         return removed
 
 
-class StorageTestServer:
+class StorageTestServer(LoopbackServer):
     """In-process Supabase Storage look-alike on 127.0.0.1 (``port=0`` picks a free port)."""
 
     def __init__(
@@ -370,36 +372,11 @@ class StorageTestServer:
     def service_key(self) -> str:
         return self._state.service_key
 
-    @property
-    def url(self) -> str:
-        """Base URL to give supabase-py (it appends ``/storage/v1``)."""
-        if self._httpd is None:
-            raise RuntimeError("server not started")
-        return f"http://{self.host}:{self._httpd.server_address[1]}"
+    # url: the base URL to give supabase-py (it appends ``/storage/v1``).
+    thread_name = "storage-test-server"
 
-    def start(self) -> StorageTestServer:
-        handler = type("StorageHandler", (_Handler,), {"state": self._state})
-        self._httpd = ThreadingHTTPServer((self.host, self.port), handler)
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="storage-test-server", daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-        self._httpd, self._thread = None, None
-
-    def __enter__(self) -> StorageTestServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    def handler_class(self) -> type:
+        return type("StorageHandler", (_Handler,), {"state": self._state})
 
     # -- test helpers -------------------------------------------------------------------------
     def create_bucket(self, name: str, public: bool = False) -> None:
