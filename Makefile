@@ -44,7 +44,7 @@ lint: venv
 clean:
 	rm -rf $(VENV) $(AIRFLOW_HOME) $(FLOWSYNC_HOME)
 
-# Scale-out harnesses (real processes, bounded; see docs/README-scaleout.md).
+# Scale-out harnesses (real processes, bounded; see README.md "Scale-out").
 cluster-test: venv services
 	$(PY) scripts/cluster_test.py
 

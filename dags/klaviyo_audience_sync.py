@@ -2,7 +2,7 @@
 
 The heaviest export: profiles are streamed page by page to disk and sorted by Profile ID in bounded
 memory; only counts and paths cross XCom. List names come from walking each list's members. Thin on
-purpose: wiring and params only. Column meanings and privacy options: docs/README-campaigns-audience.md.
+purpose: wiring and params only. Column meanings and privacy options: README.md.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 One campaign-values report per ≤ 1-year chunk of the window (Klaviyo has no campaign series report),
 never one per day or per campaign. Thin on purpose: wiring and params only; no connection or Variable
-lookups at parse time. Column meanings: docs/README-campaigns-audience.md.
+lookups at parse time. Column meanings: README.md "Campaign sync and audience sync".
 """
 
 from __future__ import annotations
