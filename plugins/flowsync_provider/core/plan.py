@@ -19,26 +19,28 @@ REPORTING_DAILY_QUOTA = 225
 REPORTING_STEADY_PER_MIN = 2
 
 
+def _chunk_docs(pieces: list[Window], tz: str, kind: str, fallback: str | None) -> list[dict[str, Any]]:
+    return [
+        {"index": i, "kind": kind, "fallback": fallback, "window": piece.to_dict(),
+         "timeframe": report_timeframe(piece, tz), "timezone": tz}
+        for i, piece in enumerate(pieces)
+    ]
+
+
 def report_chunks(window: Window, tz: str, *, aggregation: str, strategy: str) -> list[dict[str, Any]]:
-    """The report calls a window needs: one series call per ≤60 days, or the runbook's one per day."""
+    """The flow report calls a window needs: one series call per ≤60 days, or the runbook's one per day."""
     if aggregation == "range":
         pieces, kind = chunk_window(window, VALUES_MAX_DAYS), "values"
     elif strategy == "values-per-day":
         pieces, kind = chunk_window(window, 1), "values"
     else:
         pieces, kind = chunk_window(window, SERIES_MAX_DAYS), "series"
-    fallback = "values" if aggregation == "auto" else None
-    return [
-        {
-            "index": i,
-            "kind": kind,
-            "fallback": fallback,
-            "window": piece.to_dict(),
-            "timeframe": report_timeframe(piece, tz),
-            "timezone": tz,
-        }
-        for i, piece in enumerate(pieces)
-    ]
+    return _chunk_docs(pieces, tz, kind, "values" if aggregation == "auto" else None)
+
+
+def campaign_chunks(window: Window, tz: str) -> list[dict[str, Any]]:
+    """Campaign metrics come from campaign-values reports: one call per ≤ 1-year window, never per day."""
+    return _chunk_docs(chunk_window(window, VALUES_MAX_DAYS), tz, "campaign-values", None)
 
 
 def call_budget(reporting_calls: int, *, daily_quota: int = REPORTING_DAILY_QUOTA,
@@ -53,7 +55,7 @@ def call_budget(reporting_calls: int, *, daily_quota: int = REPORTING_DAILY_QUOT
     }
 
 
-def plan_flow_sync(request: SyncRequest, *, tz: str, today_local: date, max_days: int) -> dict[str, Any]:
+def _plan(request: SyncRequest, *, tz: str, today_local: date, max_days: int, chunker) -> dict[str, Any]:
     window = resolve_window(
         today_local=today_local,
         days=request.days,
@@ -62,7 +64,7 @@ def plan_flow_sync(request: SyncRequest, *, tz: str, today_local: date, max_days
         timeframe_key=request.timeframeKey,
         max_days=max_days,
     )
-    chunks = report_chunks(window, tz, aggregation=request.aggregation, strategy=request.reportStrategy)
+    chunks = chunker(window)
     return {
         "window": window.to_dict(),
         "days": window.n_days,
@@ -71,31 +73,17 @@ def plan_flow_sync(request: SyncRequest, *, tz: str, today_local: date, max_days
         "chunks": chunks,
         "budget": call_budget(len(chunks)),
     }
+
+
+def plan_flow_sync(request: SyncRequest, *, tz: str, today_local: date, max_days: int) -> dict[str, Any]:
+    return _plan(request, tz=tz, today_local=today_local, max_days=max_days,
+                 chunker=lambda w: report_chunks(w, tz, aggregation=request.aggregation,
+                                                 strategy=request.reportStrategy))
 
 
 def plan_campaign_sync(request: SyncRequest, *, tz: str, today_local: date, max_days: int) -> dict[str, Any]:
-    """Campaign metrics come from campaign-values reports: one call per ≤ 1-year window, never per day."""
-    window = resolve_window(
-        today_local=today_local,
-        days=request.days,
-        start=request.start,
-        end=request.end,
-        timeframe_key=request.timeframeKey,
-        max_days=max_days,
-    )
-    chunks = [
-        {"index": i, "kind": "campaign-values", "fallback": None, "window": piece.to_dict(),
-         "timeframe": report_timeframe(piece, tz), "timezone": tz}
-        for i, piece in enumerate(chunk_window(window, VALUES_MAX_DAYS))
-    ]
-    return {
-        "window": window.to_dict(),
-        "days": window.n_days,
-        "timezone": tz,
-        "today_local": today_local.isoformat(),
-        "chunks": chunks,
-        "budget": call_budget(len(chunks)),
-    }
+    return _plan(request, tz=tz, today_local=today_local, max_days=max_days,
+                 chunker=lambda w: campaign_chunks(w, tz))
 
 
 PLANNERS = {"flows": plan_flow_sync, "campaigns": plan_campaign_sync}

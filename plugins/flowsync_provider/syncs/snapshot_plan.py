@@ -17,16 +17,14 @@ from flowsync_provider.core import catalog as catalog_core
 from flowsync_provider.core.errors import ParamError
 from flowsync_provider.core.history import plan_history
 from flowsync_provider.core.params import SyncRequest, hard_max, refuse_secrets
-from flowsync_provider.core.plan import VALUES_MAX_DAYS, call_budget, report_chunks
+from flowsync_provider.core.plan import call_budget, campaign_chunks, report_chunks
 from flowsync_provider.core.summary import quota_line
 from flowsync_provider.core.uploads import derive_upload_id
 from flowsync_provider.core.windows import (
     Window,
     anchor_day_for_run,
-    chunk_window,
     local_today,
     nightly_window,
-    report_timeframe,
 )
 from flowsync_provider.klaviyo import KlaviyoClient
 from flowsync_provider.syncs.audience import audience_plan
@@ -102,12 +100,6 @@ def _sub_plans(request: SyncRequest, window: Window, account: dict[str, Any], *,
     return {"flows": flows, "campaigns": campaigns, "audience": audience}
 
 
-def campaign_chunks_for(window: Window, tz: str) -> list[dict[str, Any]]:
-    return [{"index": i, "kind": "campaign-values", "fallback": None, "window": piece.to_dict(),
-             "timeframe": report_timeframe(piece, tz), "timezone": tz}
-            for i, piece in enumerate(chunk_window(window, VALUES_MAX_DAYS))]
-
-
 def _finish(kind: str, client: KlaviyoClient, spec: Mapping[str, Any], params: Mapping[str, Any],
             window: Window, tz: str, today: date, account: dict[str, Any], flow_chunks: list[dict],
             campaign_chunks: list[dict], now: datetime, dag_id: str, run_id: str,
@@ -141,7 +133,7 @@ def nightly_plan(client: KlaviyoClient, spec: Mapping[str, Any], params: Mapping
     today = max(local_today(tz, anchor), window.end)
     flow_chunks = report_chunks(window, tz, aggregation="per-day", strategy="series")
     return _finish("nightly", client, spec, params, window, tz, today, account, flow_chunks,
-                   campaign_chunks_for(window, tz), anchor, dag_id, run_id,
+                   campaign_chunks(window, tz), anchor, dag_id, run_id,
                    {"anchor_day": anchor_day.isoformat(), "extra_lookback_days": extra})
 
 
