@@ -9,7 +9,7 @@ export AIRFLOW__CORE__PLUGINS_FOLDER := $(CURDIR)/plugins
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export FLOWSYNC_HOME ?= $(CURDIR)/.flowsync
 
-.PHONY: venv airflow-setup demo test bench lint clean services
+.PHONY: venv airflow-setup demo test test-fast bench lint clean services
 .PHONY: cluster-test backfill-test
 
 $(VENV)/.installed: pyproject.toml
@@ -35,6 +35,16 @@ demo: airflow-setup
 test: airflow-setup services
 	$(VENV)/bin/python -m pytest tests
 
+# The fast inner loop (well under a minute): the unit suites by explicit path. No DAG runs (tests/e2e),
+# no sandbox pacing or multi-process limiter tests, no compose or scale-out harnesses. `make test`
+# runs all of these too: nothing is skipped there.
+FAST_TESTS := tests/core tests/klaviyo/test_klaviyo_client_unit.py tests/hooks tests/operators \
+	tests/triggers tests/syncs tests/storage tests/test_dag_integrity.py tests/test_notifications.py \
+	tests/test_provider.py tests/test_snapshots.py
+
+test-fast: airflow-setup services
+	$(VENV)/bin/python -m pytest $(FAST_TESTS) -q
+
 bench: airflow-setup
 	$(PY) -m bench
 
@@ -44,7 +54,7 @@ lint: venv
 clean:
 	rm -rf $(VENV) $(AIRFLOW_HOME) $(FLOWSYNC_HOME)
 
-# Scale-out harnesses (real processes, bounded; see README.md "Scale-out").
+# Scale-out harnesses (real processes, bounded; see docs/scale-out.md).
 cluster-test: venv services
 	$(PY) scripts/cluster_test.py
 
