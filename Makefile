@@ -39,11 +39,16 @@ test: airflow-setup services
 # no sandbox pacing or multi-process limiter tests, no compose or scale-out harnesses. `make test`
 # runs all of these too: nothing is skipped there.
 FAST_TESTS := tests/core tests/klaviyo/test_klaviyo_client_unit.py tests/hooks tests/operators \
-	tests/triggers tests/syncs tests/storage tests/test_dag_integrity.py tests/test_notifications.py \
-	tests/test_provider.py tests/test_snapshots.py
+	tests/triggers tests/syncs tests/storage $(wildcard tests/test_*.py)
 
-test-fast: airflow-setup services
+test-fast: $(AIRFLOW_HOME)/.setup-done services
 	$(VENV)/bin/python -m pytest $(FAST_TESTS) -q
+
+# airflow-setup once per venv install / pools.json change (the migrate costs ~10 s per call);
+# `make clean` removes the stamp with .airflow.
+$(AIRFLOW_HOME)/.setup-done: $(VENV)/.installed pools.json
+	$(MAKE) --no-print-directory airflow-setup
+	touch $@
 
 bench: airflow-setup
 	$(PY) -m bench
