@@ -161,8 +161,11 @@ def test_caps_drafts_and_exclusions(sandbox, flowsync_env, run_dag):
     assert not sms & {r["Flow Message ID"] for r in rows}
     drafts = {f.id for f in acct.flows if f.status == "draft" and not f.archived}
     draft_rows = [r for r in rows if r["Flow ID"] in drafts]
+    assert draft_rows, "a draft flow sorts inside limitFlows=6: its zero rows must be there"
     assert all(r["Delivered"] == "0" and r["Revenue"] == "0.00" for r in draft_rows)
-    assert any("limitFlows" not in w for w in diag["warnings"]) or diag["warnings"] == []
+    # both caps cut something, and each cut is said in the summary's warnings
+    assert f"limitFlows=6 cut {len(kept) - 6} flows" in diag["warnings"]
+    assert f"limitMessages=7 cut {len(diag['truncated']['messages'])} messages" in diag["warnings"]
 
 
 def test_conversion_override_and_missing_metric(sandbox, flowsync_env, run_dag):
