@@ -37,11 +37,49 @@ def test_no_import_errors(dagbag):
     assert dagbag.lookups == []
 
 
+MANUAL_DAGS = ("klaviyo_flow_sync", "klaviyo_campaign_sync", "klaviyo_audience_sync", "klaviyo_snapshot_history")
+
+
+def test_every_dag_is_known(dagbag):
+    assert set(dagbag.dag_ids) == {*MANUAL_DAGS, "klaviyo_snapshot_nightly"}
+
+
+@pytest.mark.parametrize("dag_id", MANUAL_DAGS)
+def test_manual_dags_have_no_schedule(dagbag, dag_id):
+    """One-off syncs and backfills run on demand only: a schedule would spend reporting quota unasked."""
+    from airflow.sdk.definitions.timetables.simple import NullTimetable
+
+    dag = dagbag.get_dag(dag_id)
+    assert dag.schedule is None
+    assert isinstance(dag.timetable, NullTimetable)
+
+
+def test_nightly_runs_on_its_cron(dagbag):
+    dag = dagbag.get_dag("klaviyo_snapshot_nightly")
+    assert dag.schedule == __import__("os").environ.get("FLOWSYNC_NIGHTLY_SCHEDULE", "0 7 * * *")
+
+
+@pytest.mark.parametrize("dag_id", [*MANUAL_DAGS, "klaviyo_snapshot_nightly"])
+def test_every_dag_offers_formula_escaping_off_by_default(dagbag, dag_id):
+    params = dagbag.get_dag(dag_id).params
+    assert params["escapeFormulas"] is False
+    assert params.get_param("escapeFormulas").schema["type"] == "boolean"
+
+
+def test_nightly_lookback_maximum_is_the_one_call_bound(dagbag):
+    from flowsync_provider.core.plan import NIGHTLY_ONE_CALL_MAX_LOOKBACK, SERIES_MAX_DAYS
+
+    param = dagbag.get_dag("klaviyo_snapshot_nightly").params.get_param("extraLookbackDays")
+    assert param.schema["maximum"] == NIGHTLY_ONE_CALL_MAX_LOOKBACK
+    assert f"Up to {NIGHTLY_ONE_CALL_MAX_LOOKBACK} " in param.description
+    assert f"{SERIES_MAX_DAYS}-day flow series call" in param.description
+
+
 def test_flow_sync_shape(dagbag):
     dag = dagbag.get_dag("klaviyo_flow_sync")
     assert dag is not None
-    assert dag.schedule is None if hasattr(dag, "schedule") else True
-    assert {t.task_id for t in dag.tasks} >= {"plan", "catalog", "report", "build"}
+    assert dag.schedule is None
+    assert {t.task_id for t in dag.tasks} == {"plan", "catalog", "report", "build", "upload"}
     report = dag.get_task("report")
     assert report.pool == "klaviyo_reporting"
     assert set(dag.params.keys()) >= {

@@ -43,3 +43,34 @@ def test_airflow_providers_list_shows_flowsync():
     line = next(x for x in out.stdout.splitlines() if x.startswith("[{"))
     names = {p["package_name"] for p in json.loads(line)}
     assert "airflow-provider-flowsync" in names
+
+
+PLACEHOLDER_HOSTS = {"example.com", "example.org", "example.net", "localhost", "127.0.0.1", "github.com", "gitlab.com"}
+
+
+def _github_slug(heading: str) -> str:
+    """GitHub's heading anchor: lower case, punctuation dropped, spaces to dashes."""
+    kept = "".join(c for c in heading.strip().lower() if c.isalnum() or c in " -_")
+    return kept.replace(" ", "-")
+
+
+def test_integration_doc_urls_are_real_locations():
+    """No placeholder: a web URL names a page on a real host; a repository path names an existing heading."""
+    from urllib.parse import urlparse
+
+    from flowsync_provider import get_provider_info
+
+    root = Path(__file__).resolve().parents[1]
+    for item in get_provider_info()["integrations"]:
+        url = urlparse(item["external-doc-url"])
+        if url.scheme:
+            assert url.scheme == "https", item
+            host = url.hostname or ""
+            assert host and host.removeprefix("www.") not in PLACEHOLDER_HOSTS \
+                and not host.endswith((".example", ".invalid", ".test")), item
+            assert url.path.strip("/"), f"{item}: a bare host is not documentation"
+        else:
+            doc = root / url.path
+            assert doc.is_file(), f"{item}: {url.path} is not a file of the repository"
+            headings = {_github_slug(line.lstrip("#")) for line in doc.read_text().splitlines() if line.startswith("#")}
+            assert not url.fragment or url.fragment in headings, f"{item}: no heading #{url.fragment} in {url.path}"

@@ -67,6 +67,8 @@ def get_provider_info() -> dict:
         "integrations": [
             {"integration-name": "Klaviyo", "external-doc-url": "https://developers.klaviyo.com/en/reference/api_overview"},
             {"integration-name": "Supabase", "external-doc-url": "https://supabase.com/docs/guides/storage"},
-            {"integration-name": "flowsync dashboard", "external-doc-url": "https://github.com/"},
+            # no public site yet: the dashboard seam is documented in the repository (path from its root)
+            {"integration-name": "flowsync dashboard",
+             "external-doc-url": "docs/INTERFACES.md#storage-hooks-snapshots-see-module-docstrings"},
         ],
     }

@@ -7,9 +7,18 @@ from __future__ import annotations
 
 from airflow.sdk import Param
 
+from flowsync_provider.core.plan import NIGHTLY_ONE_CALL_MAX_LOOKBACK, SERIES_MAX_DAYS
 from flowsync_provider.core.windows import TIMEFRAME_KEYS
 
 DATE_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
+
+
+def escape_formulas_param() -> Param:
+    """Opt-in CSV formula escaping (OWASP CSV Injection); off by default: the processor wants exact bytes."""
+    return Param(False, type="boolean",
+                 description="Prefix ' to text cells (names, tags, emails) starting with = + - @ TAB or CR, "
+                             "so a spreadsheet shows them instead of running them. Numeric columns are never "
+                             "changed. Off by default: files stay byte-faithful for the snapshot processor.")
 
 
 def _optional_date(description: str) -> Param:
@@ -40,6 +49,7 @@ def common_params() -> dict[str, Param]:
         "accountId": Param(None, type=["null", "string"], description="Dashboard account id (object paths)."),
         "uploadId": Param(None, type=["null", "string"], description="Object folder; derived when empty."),
         "allowEmpty": Param(False, type="boolean", description="Allow uploading an empty/all-zero file."),
+        "escapeFormulas": escape_formulas_param(),
     }
 
 
@@ -91,6 +101,7 @@ def audience_params() -> dict[str, Param]:
         "accountId": common["accountId"],
         "uploadId": common["uploadId"],
         "allowEmpty": common["allowEmpty"],
+        "escapeFormulas": common["escapeFormulas"],
     }
 
 
@@ -111,14 +122,18 @@ def _snapshot_common() -> dict[str, Param]:
         "rowBudget": Param(1_000_000, type="integer", minimum=1),
         "uploadId": Param(None, type=["null", "string"],
                           description="Object folder; default derived from account + run (stable on retries)."),
+        "escapeFormulas": escape_formulas_param(),
     }
 
 
 def nightly_params() -> dict[str, Param]:
     return {
-        "extraLookbackDays": Param(0, type="integer", minimum=0, maximum=58,
-                                   description="Widen the ±1 day window backwards (conversions keep changing for "
-                                               "days after a send; with series reports it costs no extra calls)."),
+        "extraLookbackDays": Param(
+            0, type="integer", minimum=0, maximum=NIGHTLY_ONE_CALL_MAX_LOOKBACK,
+            description="Widen the ±1 day window [T-1-extra, T+1] backwards (conversions keep changing for days "
+                        f"after a send). Up to {NIGHTLY_ONE_CALL_MAX_LOOKBACK} the window stays within one "
+                        f"{SERIES_MAX_DAYS}-day flow series call, so widening costs no extra reporting call; "
+                        "longer ranges belong to the history DAG."),
         **_snapshot_common(),
     }
 

@@ -161,8 +161,11 @@ def test_caps_drafts_and_exclusions(sandbox, flowsync_env, run_dag):
     assert not sms & {r["Flow Message ID"] for r in rows}
     drafts = {f.id for f in acct.flows if f.status == "draft" and not f.archived}
     draft_rows = [r for r in rows if r["Flow ID"] in drafts]
+    assert draft_rows, "a draft flow sorts inside limitFlows=6: its zero rows must be there"
     assert all(r["Delivered"] == "0" and r["Revenue"] == "0.00" for r in draft_rows)
-    assert any("limitFlows" not in w for w in diag["warnings"]) or diag["warnings"] == []
+    # both caps cut something, and each cut is said in the summary's warnings
+    assert f"limitFlows=6 cut {len(kept) - 6} flows" in diag["warnings"]
+    assert f"limitMessages=7 cut {len(diag['truncated']['messages'])} messages" in diag["warnings"]
 
 
 def test_conversion_override_and_missing_metric(sandbox, flowsync_env, run_dag):
@@ -214,6 +217,38 @@ def test_refusals_name_the_field_and_call_nothing(sandbox, flowsync_env, run_dag
     assert message in result.output
     assert "pk_secret_in_conf" not in result.output.replace('"klaviyoApiKey": "pk_secret_in_conf"', "")
     assert not [r for r in sandbox.requests() if r["bucket"] == "reporting"]
+
+
+PRE_2012 = "start 2009-01-01 is before 2012-01-01, when Klaviyo began: nothing older exists; use a later start."
+
+
+@pytest.mark.parametrize(
+    ("dag_id", "conf", "env", "message"),
+    [
+        ("klaviyo_flow_sync", {"start": "2009-01-01", "end": "2009-01-31"}, {}, PRE_2012),
+        ("klaviyo_campaign_sync", {"start": "2009-01-01"}, {}, PRE_2012),
+        # days within a raised hard max can reach back before 2012 too
+        ("klaviyo_flow_sync", {"days": 6000}, {"FLOWSYNC_MAX_DAYS": "20000"}, "before 2012-01-01, when Klaviyo began"),
+    ],
+)
+def test_window_before_klaviyo_existed_costs_no_call(sandbox, flowsync_env, run_dag, dag_id, conf, env, message):
+    """Refused while planning, before any Klaviyo call at all (not even the account's timezone)."""
+    flowsync_env(sandbox, **env)
+    result = run_dag(dag_id, conf)
+    assert not result.ok
+    assert result.tasks["plan"] == "failed"
+    assert message in result.output
+    assert sandbox.requests() == []
+
+
+def test_end_today_is_a_partial_day_warning_in_the_summary(sandbox, flowsync_env, run_dag):
+    home = flowsync_env(sandbox)
+    today = sandbox.account.today
+    result = run_dag("klaviyo_flow_sync", {"start": (today - timedelta(days=1)).isoformat(), "end": today.isoformat()})
+    assert result.ok, result.output[-3000:]
+    warnings = summary_of(home)["diagnostics"]["warnings"]
+    assert f"end {today} is today in the account timezone ({truth.TIMEZONE}): its numbers are partial and will " \
+           "still grow; rerun after midnight (or end yesterday) for complete days." in warnings
 
 
 @pytest.mark.parametrize("conf", [{"days": 0}, {"aggregation": "weekly"}, {"start": "yesterday"}])

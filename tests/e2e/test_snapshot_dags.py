@@ -169,6 +169,15 @@ def test_nightly_live_gating_fails_before_any_klaviyo_call(live, monkeypatch, ru
     assert bucket_objects(live.storage) == {}
 
 
+def test_history_start_before_klaviyo_existed_costs_no_call(live, run_dag):
+    result = run_dag("klaviyo_snapshot_history", {"start": "2009-01-01", "end": "2012-03-01", "force": True})
+    assert not result.ok
+    assert "start 2009-01-01 is before 2012-01-01, when Klaviyo began: nothing older exists; use a later start." \
+        in result.output
+    assert live.sandbox.requests() == []
+    assert bucket_objects(live.storage) == {} and snapshots(live.dsn) == []
+
+
 def test_history_plans_few_calls_and_refuses_over_quota(live, run_dag):
     acct = live.sandbox.account
     end = acct.yesterday - timedelta(days=1)

@@ -19,36 +19,52 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
-from flowsync_provider.core.schemas import format_value
+from flowsync_provider.core.schemas import TEXT, format_value, kind_of
+
+# OWASP "CSV Injection": a spreadsheet runs a cell starting with one of these as a formula.
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def escape_formula(cell: str) -> str:
+    """``'`` before a cell a spreadsheet would run as a formula (OWASP CSV Injection); others unchanged."""
+    return "'" + cell if cell.startswith(FORMULA_TRIGGERS) else cell
 
 
 def _writer(stream: IO[str]) -> Any:
     return csv.writer(stream, delimiter=",", lineterminator="\n", quoting=csv.QUOTE_MINIMAL)
 
 
-def format_row(columns: Sequence[str], row: dict) -> list[str]:
-    """Cells of ``row`` in ``columns`` order, formatted by the schema table (missing cells → kind default)."""
-    return [format_value(column, row.get(column)) for column in columns]
+def format_row(columns: Sequence[str], row: dict, *, escape_formulas: bool = False) -> list[str]:
+    """Cells of ``row`` in ``columns`` order, formatted by the schema table (missing cells → kind default).
+
+    ``escape_formulas`` escapes text columns only (names, tags, emails...): a numeric column such as a
+    negative revenue ``-1.50`` must stay a number, while a text cell ``-5% off`` is escaped as OWASP says.
+    """
+    cells = [format_value(column, row.get(column)) for column in columns]
+    if escape_formulas:
+        cells = [escape_formula(cell) if kind_of(column) == TEXT else cell
+                 for column, cell in zip(columns, cells, strict=True)]
+    return cells
 
 
-def csv_text(columns: Sequence[str], rows: Iterable[dict]) -> str:
+def csv_text(columns: Sequence[str], rows: Iterable[dict], *, escape_formulas: bool = False) -> str:
     """The exact text ``write_csv`` would write."""
     buffer = io.StringIO()
     writer = _writer(buffer)
     writer.writerow(list(columns))
     for row in rows:
-        writer.writerow(format_row(columns, row))
+        writer.writerow(format_row(columns, row, escape_formulas=escape_formulas))
     return buffer.getvalue()
 
 
-def csv_preview(columns: Sequence[str], rows: Iterable[dict], n: int = 5) -> str:
+def csv_preview(columns: Sequence[str], rows: Iterable[dict], n: int = 5, *, escape_formulas: bool = False) -> str:
     """Header + the first ``n`` rows as CSV text (dry-run ``csvPreview``)."""
     head = []
     for index, row in enumerate(rows):
         if index >= n:
             break
         head.append(row)
-    return csv_text(columns, head)
+    return csv_text(columns, head, escape_formulas=escape_formulas)
 
 
 def sample(columns: Sequence[str], rows: Iterable[dict], n: int = 5) -> list[dict[str, str]]:
@@ -68,9 +84,10 @@ class CsvStreamWriter:
     aborts (removes the temp file) and re-raises.
     """
 
-    def __init__(self, path: str | os.PathLike[str], columns: Sequence[str]):
+    def __init__(self, path: str | os.PathLike[str], columns: Sequence[str], *, escape_formulas: bool = False):
         self.path = Path(path)
         self.columns = tuple(columns)
+        self.escape_formulas = escape_formulas
         self.rows_written = 0
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
@@ -82,7 +99,7 @@ class CsvStreamWriter:
     def write_row(self, row: dict) -> None:
         if self._stream is None:
             raise RuntimeError("CsvStreamWriter is closed")
-        self._writer.writerow(format_row(self.columns, row))
+        self._writer.writerow(format_row(self.columns, row, escape_formulas=self.escape_formulas))
         self.rows_written += 1
 
     def write_rows(self, rows: Iterable[dict]) -> int:
@@ -120,9 +137,10 @@ class CsvStreamWriter:
             self.abort()
 
 
-def write_csv(path: str | os.PathLike[str], columns: Sequence[str], rows: Iterable[dict]) -> int:
+def write_csv(path: str | os.PathLike[str], columns: Sequence[str], rows: Iterable[dict], *,
+              escape_formulas: bool = False) -> int:
     """Write ``rows`` atomically; returns the number of data rows (header excluded)."""
-    with CsvStreamWriter(path, columns) as writer:
+    with CsvStreamWriter(path, columns, escape_formulas=escape_formulas) as writer:
         writer.write_rows(rows)
     return writer.rows_written
 

@@ -24,7 +24,7 @@ from flowsync_provider.core.plan import (
     plan_campaign_sync,
     report_chunks,
 )
-from flowsync_provider.core.windows import Window, resolve_window
+from flowsync_provider.core.windows import Window, check_not_before_klaviyo, partial_day_warning, resolve_window
 
 __all__ = [
     "DEFAULT_MAX_HISTORY_DAYS",
@@ -97,6 +97,8 @@ def plan_history(
                          f"got {max_share!r}.")
     if start in (None, ""):
         raise ParamError("start is required for a history plan: give the first day to rebuild (YYYY-MM-DD).")
+    check_not_before_klaviyo("start", start)
+    partial = today_local is not None
     if today_local is None:
         if end in (None, ""):
             raise ParamError("end is required for a history plan: give both start and end (YYYY-MM-DD).")
@@ -149,6 +151,8 @@ def plan_history(
         "over_share": over,
         "forced": bool(force and over),
         "summary": summary,
+        # an explicit end = today (account time) is a partial day: allowed, said in the summaries
+        "warnings": partial_day_warning(window, today_local, tz) if partial else [],
     }
     if over and not force:
         raise HistoryPlanRefused(

@@ -16,6 +16,7 @@ from datetime import date
 from typing import Any
 
 from flowsync_provider.core.errors import FlowsyncError, ParamError
+from flowsync_provider.core.windows import check_not_before_klaviyo
 
 MODES = ("dry-run", "live")
 FORMATS = ("json", "csv")
@@ -127,6 +128,7 @@ class SyncRequest:
     accountId: str | None = None  # noqa: N815
     uploadId: str | None = None  # noqa: N815
     allowEmpty: bool = False  # noqa: N815
+    escapeFormulas: bool = False  # noqa: N815 - CSV text cells starting with = + - @ TAB CR get a ' prefix
     # audience sync
     audienceMode: str = "full"  # noqa: N815
     updatedSince: str | None = None  # noqa: N815
@@ -143,7 +145,8 @@ class SyncRequest:
         return cls(**{k: v for k, v in data.items() if k in known})
 
 
-COMMON_PARAM_NAMES = ("mode", "format", "rowBudget", "debug", "accountId", "uploadId", "allowEmpty")
+COMMON_PARAM_NAMES = ("mode", "format", "rowBudget", "debug", "accountId", "uploadId", "allowEmpty",
+                      "escapeFormulas")
 WINDOW_PARAM_NAMES = ("days", "start", "end", "timeframeKey")
 PARAM_NAMES: dict[str, tuple[str, ...]] = {
     "flows": (*COMMON_PARAM_NAMES, *WINDOW_PARAM_NAMES, "limitFlows", "limitMessages", "enrichMessageNames",
@@ -209,6 +212,7 @@ def validate_request(
     row_budget = _int("rowBudget", p.get("rowBudget", 50_000))
     start = _date("start", p.get("start"))
     end = _date("end", p.get("end"))
+    check_not_before_klaviyo("start", start)  # before any Klaviyo call: no account holds older data
     if end is not None and start is None:
         raise ParamError("end is set without start: give start too (YYYY-MM-DD), or use days.")
     if start and end and start > end:
@@ -273,5 +277,6 @@ def validate_request(
         accountId=p.get("accountId") or None,
         uploadId=upload_id,
         allowEmpty=_bool("allowEmpty", p.get("allowEmpty", False)),
+        escapeFormulas=_bool("escapeFormulas", p.get("escapeFormulas", False)),
         warnings=warnings,
     )

@@ -7,13 +7,24 @@ made before any report call, printed, and carried to every later task as a small
 from __future__ import annotations
 
 import math
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from flowsync_provider.core.params import SyncRequest
-from flowsync_provider.core.windows import Window, chunk_window, report_timeframe, resolve_window
+from flowsync_provider.core.windows import (
+    REPORT_CHUNK_DAYS,
+    Window,
+    chunk_window,
+    latest_local_today,
+    nightly_window,
+    partial_day_warning,
+    report_timeframe,
+    resolve_window,
+)
 
-SERIES_MAX_DAYS = 60  # spec: a daily series timeframe cannot be longer than 60 days
+SERIES_MAX_DAYS = REPORT_CHUNK_DAYS  # spec: a daily series timeframe cannot be longer than 60 days
+# The nightly window [T-1-extra, T+1] spans extra + 3 days: the widest lookback that still fits one series call.
+NIGHTLY_ONE_CALL_MAX_LOOKBACK = SERIES_MAX_DAYS - nightly_window(date(2020, 1, 1), 0).n_days
 VALUES_MAX_DAYS = 365  # spec: timeframes are at most one year
 REPORTING_DAILY_QUOTA = 225
 REPORTING_STEADY_PER_MIN = 2
@@ -55,8 +66,8 @@ def call_budget(reporting_calls: int, *, daily_quota: int = REPORTING_DAILY_QUOT
     }
 
 
-def _plan(request: SyncRequest, *, tz: str, today_local: date, max_days: int, chunker) -> dict[str, Any]:
-    window = resolve_window(
+def _resolve(request: SyncRequest, today_local: date, max_days: int) -> Window:
+    return resolve_window(
         today_local=today_local,
         days=request.days,
         start=request.start,
@@ -64,6 +75,20 @@ def _plan(request: SyncRequest, *, tz: str, today_local: date, max_days: int, ch
         timeframe_key=request.timeframeKey,
         max_days=max_days,
     )
+
+
+def preflight_window(request: SyncRequest, *, now: datetime) -> None:
+    """Refuse bad windows before any Klaviyo call (the account zone is not known yet).
+
+    Resolved against the latest 'today' on earth, the window is the latest any account can have: every
+    refusal here (before 2012, end in the future, start after yesterday) also holds in the account's zone.
+    Lengths are checked in the account zone only (a month-based key's length can differ by a day).
+    """
+    _resolve(request, latest_local_today(now), max_days=1_000_000)
+
+
+def _plan(request: SyncRequest, *, tz: str, today_local: date, max_days: int, chunker) -> dict[str, Any]:
+    window = _resolve(request, today_local, max_days)
     chunks = chunker(window)
     return {
         "window": window.to_dict(),
@@ -72,6 +97,7 @@ def _plan(request: SyncRequest, *, tz: str, today_local: date, max_days: int, ch
         "today_local": today_local.isoformat(),
         "chunks": chunks,
         "budget": call_budget(len(chunks)),
+        "warnings": partial_day_warning(window, today_local, tz),
     }
 
 

@@ -17,6 +17,10 @@ from flowsync_provider.core.errors import ParamError
 
 DEFAULT_MAX_DAYS = 366
 REPORT_CHUNK_DAYS = 60  # Klaviyo: a daily series timeframe cannot be longer than 60 days
+KLAVIYO_EPOCH = date(2012, 1, 1)  # Klaviyo began in 2012: no account holds data from before this day
+# The account-local 'today' is never later than in the easternmost zone (UTC+14): resolving a window
+# there gives the latest window any account can have, so its refusals hold for every account zone.
+EASTERNMOST_ZONE = "Pacific/Kiritimati"
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
@@ -80,6 +84,29 @@ def _aware(instant: datetime) -> datetime:
 def local_today(tz: str | None, now: datetime) -> date:
     """The account-local calendar date at instant ``now``."""
     return _aware(now).astimezone(zone(tz)).date()
+
+
+def latest_local_today(now: datetime) -> date:
+    """The latest calendar date anywhere on earth at ``now``: a bound for checks made before the zone is known."""
+    return local_today(EASTERNMOST_ZONE, now)
+
+
+def check_not_before_klaviyo(field: str, value: str | date | None) -> None:
+    """Refuse a day before Klaviyo existed: a report call for it would spend quota on nothing."""
+    if _blank(value):
+        return
+    day = _parse_day(field, value)  # type: ignore[arg-type]
+    if day < KLAVIYO_EPOCH:
+        raise ParamError(f"{field} {day} is before {KLAVIYO_EPOCH}, when Klaviyo began: nothing older exists; "
+                         f"use a later {field}.")
+
+
+def partial_day_warning(window: Window, today_local: date, tz: str | None) -> list[str]:
+    """A window ending today (account time) holds a partial day: allowed, but say so in the summary."""
+    if window.end < today_local:
+        return []
+    return [f"end {window.end} is today in the account timezone ({tz or 'UTC'}): its numbers are partial and "
+            "will still grow; rerun after midnight (or end yesterday) for complete days."]
 
 
 def anchor_day_for_run(run_instant: datetime, tz: str | None) -> date:
@@ -238,6 +265,7 @@ def resolve_window(
         if _blank(start):
             raise ParamError("end is set without start: give start too, or use days or timeframeKey instead.")
         first = _parse_day("start", start)  # type: ignore[arg-type]
+        check_not_before_klaviyo("start", first)
         if _blank(end):
             last = yesterday
             if first > last:
@@ -274,6 +302,7 @@ def resolve_window(
                 f"timeframeKey '{key}' covers {window.n_days} days, more than the maximum of {max_days}: "
                 "use a shorter key or start/end."
             )
+        _refuse_pre_klaviyo(window, f"timeframeKey '{key}'", "a shorter key")
         return window
 
     if source == "days":
@@ -283,9 +312,17 @@ def resolve_window(
                 f"days ({n}) is more than the maximum of {max_days}: use a smaller days value "
                 "or split the export with start/end."
             )
-        return Window(today_local - timedelta(days=n), yesterday)
+        window = Window(today_local - timedelta(days=n), yesterday)
+        _refuse_pre_klaviyo(window, f"days={n}", f"days of at most {(today_local - KLAVIYO_EPOCH).days}")
+        return window
 
     raise ParamError("No window given: set days, start/end or timeframeKey.")
+
+
+def _refuse_pre_klaviyo(window: Window, what: str, fix: str) -> None:
+    if window.start < KLAVIYO_EPOCH:
+        raise ParamError(f"{what} starts {window.start}, before {KLAVIYO_EPOCH}, when Klaviyo began: nothing "
+                         f"older exists; use {fix}.")
 
 
 # ---------------------------------------------------------------- report plumbing

@@ -26,6 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--today", type=date.fromisoformat, default=None, help="pin 'today' (YYYY-MM-DD)")
     p.add_argument("--date-times-utc", action="store_true", help="report date_times as UTC instants")
     p.add_argument("--report-page-size", type=int, default=500)
+    p.add_argument("--formula-names", action="store_true",
+                   help="name one flow, campaign and profile like spreadsheet formulas (CSV injection demos)")
     return p
 
 
@@ -33,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     srv = SandboxServer(args.seed, time_scale=args.time_scale, fault_rate=args.fault_rate, profiles=args.profiles,
                         today=args.today, host=args.host, port=args.port, date_times_utc=args.date_times_utc,
-                        report_page_size=args.report_page_size).start()
+                        report_page_size=args.report_page_size, formula_names=args.formula_names).start()
     stop = threading.Event()
 
     def _stop(_sig: int, _frame: object) -> None:

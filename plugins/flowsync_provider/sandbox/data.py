@@ -45,7 +45,7 @@ import hashlib
 import math
 import random
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
@@ -79,6 +79,12 @@ RATE_STATS: dict[str, tuple[str, str]] = {
     "text_message_roi": ("conversion_value", "text_message_spend"),
 }
 ALL_STATS: tuple[str, ...] = tuple(sorted((*ADDITIVE_STATS, *RATE_STATS)))
+
+# SandboxAccount(formula_names=True): names a spreadsheet would run as formulas (OWASP CSV Injection)
+FORMULA_FLOW_NAME = '=HYPERLINK("https://evil.example/","Welcome")'
+FORMULA_CAMPAIGN_NAME = "=SUM(1,1) Flash Sale"
+FORMULA_FIRST_NAME = '=HYPERLINK("https://evil.example/","Ava")'
+FORMULA_LAST_NAME = "@SUM(1+1)"
 
 _B32 = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _ALNUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
@@ -341,6 +347,7 @@ class SandboxAccount:
     seed: int = 7
     today: date | None = None
     n_profiles: int = 2000
+    formula_names: bool = False  # plant spreadsheet-formula names (CSV injection tests); seeded data otherwise same
     account_id: str = field(init=False)
     tz: ZoneInfo = field(init=False)
     tags: list[Tag] = field(init=False)
@@ -364,6 +371,8 @@ class SandboxAccount:
         self._build_flows(rng)
         self._build_lists(rng)
         self._build_campaigns(rng)
+        if self.formula_names:
+            self._plant_formula_names()
         self._index()
         # tuples, not dicts: ~5x smaller, so a few years x messages x metrics stay cheap to keep
         self._stats_cache = lru_cache(maxsize=250_000)(self._daily_stats_tuple)
@@ -542,6 +551,13 @@ class SandboxAccount:
                 excluded=excluded, tag_ids=tuple(self._tag_id(t) for t in tag_names), message_ids=(mid,),
                 audience_size=int(self.n_profiles * rng.uniform(0.8, 6.0)) + 50))
 
+    def _plant_formula_names(self) -> None:
+        """Rename the first live flow and the last sent campaign (after every RNG draw: all else is unchanged)."""
+        i = next(i for i, f in enumerate(self.flows) if f.status == "live" and not f.archived)
+        self.flows[i] = replace(self.flows[i], name=FORMULA_FLOW_NAME)
+        j = max(i for i, c in enumerate(self.campaigns) if c.status == "Sent")
+        self.campaigns[j] = replace(self.campaigns[j], name=FORMULA_CAMPAIGN_NAME)
+
     def _index(self) -> None:
         self.flow_by_id = {f.id: f for f in self.flows}
         self.action_by_id = {a.id: a for a in self.flow_actions}
@@ -713,6 +729,8 @@ class SandboxAccount:
         first = rng.choice(["Ava", "Liam", "Mia", "Noah", "Zoe", "Eli", "Ivy", "Leo", "Ada", "Max"])
         last = rng.choice(["Smith", "Lee", "Garcia", "Brown", "Khan", "Nguyen", "Rossi", "Silva"])
         email = f"{first.lower()}.{last.lower()}.{i}@example.com"
+        if self.formula_names and i == 0:
+            first, last = FORMULA_FIRST_NAME, FORMULA_LAST_NAME
         has_phone = rng.random() < 0.3
         phone = f"+1555{rng.randint(1000000, 9999999)}" if has_phone else None
         roll = rng.random()

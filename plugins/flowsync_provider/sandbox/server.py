@@ -1201,14 +1201,14 @@ class SandboxServer:
     def __init__(self, seed: int = 7, *, time_scale: float = 1.0, fault_rate: float = 0.0, profiles: int = 2000,
                  today: date | None = None, host: str = "127.0.0.1", port: int = 0, date_times_utc: bool = False,
                  report_page_size: int = 500, enforce_limits: bool = True, api_key: str | None = None,
-                 readonly_key: str | None = None) -> None:
+                 readonly_key: str | None = None, formula_names: bool = False) -> None:
         if time_scale <= 0:
             raise ValueError("time_scale must be > 0")
         self.seed = seed
         self.time_scale = float(time_scale)
         self.fault_rate = fault_rate
         self.host, self.port = host, port
-        self.account = SandboxAccount(seed, today=today, n_profiles=profiles)
+        self.account = SandboxAccount(seed, today=today, n_profiles=profiles, formula_names=formula_names)
         digest = hashlib.sha256(f"flowsync-sandbox:{seed}".encode()).hexdigest()
         self.api_key = api_key or f"pk_sandbox_{digest[:24]}"
         self.readonly_key = readonly_key or f"pk_sandbox_ro_{digest[24:48]}"

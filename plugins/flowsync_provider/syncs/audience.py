@@ -32,6 +32,7 @@ from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
@@ -325,7 +326,8 @@ def export_audience(client: KlaviyoClient, plan: Mapping[str, Any], folder: Path
 
         started = time.monotonic()
         data_path = folder / ("subscribers.csv" if request.format == "csv" else "subscribers.json")
-        writer_cls = CsvStreamWriter if request.format == "csv" else JsonArrayStreamWriter
+        writer_cls = (partial(CsvStreamWriter, escape_formulas=request.escapeFormulas) if request.format == "csv"
+                      else JsonArrayStreamWriter)
         head: list[dict[str, Any]] = []
         with writer_cls(data_path, SUBSCRIBERS_COLUMNS) as writer:
             for _key, cells, list_names in join_lists(latest_per_key(profiles.merged()), members.merged()):
@@ -387,7 +389,7 @@ def write_audience_summary(plan: Mapping[str, Any], export: Mapping[str, Any]) -
         "updatedSince": plan.get("updated_since") if request.audienceMode == "incremental" else None,
         "window": None,
         "sample": sample(SUBSCRIBERS_COLUMNS, head, n=5),
-        "csvPreview": csv_text(SUBSCRIBERS_COLUMNS, head[:5]),
+        "csvPreview": csv_text(SUBSCRIBERS_COLUMNS, head[:5], escape_formulas=request.escapeFormulas),
         "diagnostics": diagnostics,
         "files": {"data": export["data_path"], "summary": str(folder / "summary.json")},
     }

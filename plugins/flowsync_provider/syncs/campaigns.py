@@ -152,14 +152,15 @@ def write_campaign_output(plan: Mapping[str, Any], catalog: Mapping[str, Any],
         "conversion_metric": catalog.get("conversion_metric"),
         "excluded": catalog.get("excluded", {}),
     }
-    data_path = write_rows(folder, "campaigns", CAMPAIGNS_COLUMNS, rows, request.format)
+    data_path = write_rows(folder, "campaigns", CAMPAIGNS_COLUMNS, rows, request.format,
+                           escape_formulas=request.escapeFormulas)
     output = {
         "mode": request.mode,
         "rows": len(rows),
         "days": window.n_days,
         "campaigns": len(catalog["campaigns"]),
         "window": window.to_dict(),
-        **previews(CAMPAIGNS_COLUMNS, rows),
+        **previews(CAMPAIGNS_COLUMNS, rows, escape_formulas=request.escapeFormulas),
         "diagnostics": diagnostics,
     }
     finish_output(folder, data_path, output)

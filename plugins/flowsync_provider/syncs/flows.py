@@ -127,7 +127,8 @@ def write_flow_output(plan: Mapping[str, Any], catalog: Mapping[str, Any], repor
         "truncated": catalog.get("truncated", {}),
         "excluded": catalog.get("excluded", {}),
     }
-    data_path = write_rows(folder, "flows", FLOWS_COLUMNS, rows, request.format)
+    data_path = write_rows(folder, "flows", FLOWS_COLUMNS, rows, request.format,
+                           escape_formulas=request.escapeFormulas)
     output = {
         "mode": request.mode,
         "rows": len(rows),
@@ -135,7 +136,7 @@ def write_flow_output(plan: Mapping[str, Any], catalog: Mapping[str, Any], repor
         "flows": len(catalog["flows"]),
         "window": window.to_dict(),
         "aggregation": "range" if is_range else "per-day",
-        **previews(FLOWS_COLUMNS, rows),
+        **previews(FLOWS_COLUMNS, rows, escape_formulas=request.escapeFormulas),
         "diagnostics": diagnostics,
     }
     finish_output(folder, data_path, output)

@@ -55,25 +55,31 @@ def base_diagnostics(client: Mapping[str, Any], warnings: Sequence[str]) -> dict
     }
 
 
-def write_rows(folder: Path, stem: str, columns: Sequence[str], rows: list[dict], fmt: str) -> Path:
-    """``<stem>.csv`` or ``<stem>.json`` (formatted cells, as in the sample) in ``folder``."""
+def write_rows(folder: Path, stem: str, columns: Sequence[str], rows: list[dict], fmt: str, *,
+               escape_formulas: bool = False) -> Path:
+    """``<stem>.csv`` or ``<stem>.json`` (formatted cells, as in the sample) in ``folder``.
+
+    ``escape_formulas`` applies to CSV only: JSON is not opened as a spreadsheet and stays verbatim.
+    """
     if fmt == "csv":
         path = folder / f"{stem}.csv"
-        write_csv(path, columns, rows)
+        write_csv(path, columns, rows, escape_formulas=escape_formulas)
     else:
         path = folder / f"{stem}.json"
         write_json(path, sample(columns, rows, n=len(rows)))
     return path
 
 
-def previews(columns: Sequence[str], rows: Iterable[dict], n: int = SAMPLE_ROWS) -> dict[str, Any]:
-    """The dry-run ``sample`` (formatted objects) and ``csvPreview`` (header + n rows)."""
+def previews(columns: Sequence[str], rows: Iterable[dict], n: int = SAMPLE_ROWS, *,
+             escape_formulas: bool = False) -> dict[str, Any]:
+    """The dry-run ``sample`` (formatted objects) and ``csvPreview`` (header + n rows, escaped like the CSV)."""
     head = []
     for index, row in enumerate(rows):
         if index >= n:
             break
         head.append(row)
-    return {"sample": sample(columns, head, n=n), "csvPreview": csv_preview(columns, head, n=n)}
+    return {"sample": sample(columns, head, n=n),
+            "csvPreview": csv_preview(columns, head, n=n, escape_formulas=escape_formulas)}
 
 
 def finish_output(folder: Path, data_path: Path, output: dict[str, Any]) -> dict[str, Any]:

@@ -17,12 +17,13 @@ from flowsync_provider.core import catalog as catalog_core
 from flowsync_provider.core.errors import ParamError
 from flowsync_provider.core.history import plan_history
 from flowsync_provider.core.params import SyncRequest, hard_max, refuse_secrets
-from flowsync_provider.core.plan import call_budget, campaign_chunks, report_chunks
+from flowsync_provider.core.plan import NIGHTLY_ONE_CALL_MAX_LOOKBACK, call_budget, campaign_chunks, report_chunks
 from flowsync_provider.core.summary import quota_line
 from flowsync_provider.core.uploads import derive_upload_id
 from flowsync_provider.core.windows import (
     Window,
     anchor_day_for_run,
+    check_not_before_klaviyo,
     local_today,
     nightly_window,
 )
@@ -86,6 +87,7 @@ def snapshot_request(params: Mapping[str, Any], window: Window) -> SyncRequest:
         audienceMode=str(params.get("audienceMode") or "full"),
         hashEmails=bool(params.get("hashEmails", False)),
         dropNames=bool(params.get("dropNames", False)),
+        escapeFormulas=bool(params.get("escapeFormulas", False)),
     )
 
 
@@ -125,7 +127,7 @@ def _finish(kind: str, client: KlaviyoClient, spec: Mapping[str, Any], params: M
 def nightly_plan(client: KlaviyoClient, spec: Mapping[str, Any], params: Mapping[str, Any], *, anchor: datetime,
                  dag_id: str, run_id: str) -> dict[str, Any]:
     """Yesterday ±1 in the account timezone: T = the day before ``anchor``; window [T-1-extra, T+1]."""
-    extra = _int(params, "extraLookbackDays", 0, 0, 58)
+    extra = _int(params, "extraLookbackDays", 0, 0, NIGHTLY_ONE_CALL_MAX_LOOKBACK)
     account = catalog_core.account_info(client.get_account())
     tz = account["timezone"]
     anchor_day = anchor_day_for_run(anchor, tz)
@@ -140,6 +142,7 @@ def nightly_plan(client: KlaviyoClient, spec: Mapping[str, Any], params: Mapping
 def history_plan(client: KlaviyoClient, spec: Mapping[str, Any], params: Mapping[str, Any], *, now: datetime,
                  dag_id: str, run_id: str) -> dict[str, Any]:
     """A whole range as ≤60-day series chunks + ≤1-year campaign chunks, refused above the quota share."""
+    check_not_before_klaviyo("start", params.get("start"))  # before the account call: nothing predates 2012
     account = catalog_core.account_info(client.get_account())
     tz = account["timezone"]
     today = local_today(tz, now)
@@ -148,9 +151,12 @@ def history_plan(client: KlaviyoClient, spec: Mapping[str, Any], params: Mapping
                            today_local=today)
     log.info(history["summary"])
     window = Window.from_dict(history["window"])
-    return _finish("history", client, spec, params, window, tz, today, account, history["flow_chunks"],
+    plan = _finish("history", client, spec, params, window, tz, today, account, history["flow_chunks"],
                    history["campaign_chunks"], now, dag_id, run_id,
                    {"history_budget": history["budget"], "nightly_comparison": history["nightly_comparison"]})
+    for sync in ("flows", "campaigns"):  # the window's warnings (end = today: partial day) reach both summaries
+        plan[sync]["warnings"] = [*plan[sync]["warnings"], *history["warnings"]]  # sub-plans share one list
+    return plan
 
 
 def all_chunks(plan: Mapping[str, Any]) -> list[dict[str, Any]]:
