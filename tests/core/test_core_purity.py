@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-MODULES = ["errors", "windows", "schemas", "catalog", "rows", "csvio", "subscribers"]
+MODULES = ["errors", "windows", "schemas", "catalog", "rows", "csvio", "subscribers", "ids"]
 
 
 def test_core_modules_do_not_import_airflow() -> None:

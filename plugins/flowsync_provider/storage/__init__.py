@@ -76,5 +76,7 @@ def staging_bucket(env: Mapping[str, str] | None = None) -> str:
 
 
 def upload_key(upload_id: str, filename: str) -> str:
-    """The object key ``<uploadId>/<filename>`` used for the three snapshot CSVs."""
-    return normalize_key(f"{str(upload_id).strip('/')}/{filename}")
+    """The object key ``<uploadId>/<filename>`` used for the three snapshot CSVs (the one uploadId rule)."""
+    from flowsync_provider.core.uploads import object_paths
+
+    return normalize_key(object_paths(upload_id, [filename])[filename])
