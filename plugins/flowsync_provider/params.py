@@ -121,7 +121,8 @@ def _snapshot_common() -> dict[str, Param]:
         "limitMessages": Param(2000, type="integer", minimum=1),
         "rowBudget": Param(1_000_000, type="integer", minimum=1),
         "uploadId": Param(None, type=["null", "string"],
-                          description="Object folder; default derived from account + run (stable on retries)."),
+                          description="Object folder; default derived from account + run (stable on retries). "
+                                      "With several accounts each uploads to <uploadId>-<account>."),
         "escapeFormulas": escape_formulas_param(),
     }
 

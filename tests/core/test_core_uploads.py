@@ -10,7 +10,8 @@ import tracemalloc
 import pytest
 
 from flowsync_provider.core.csvio import write_csv
-from flowsync_provider.core.params import UPLOAD_ID_RE, KlaviyoDisabled
+from flowsync_provider.core.ids import check_upload_id as upload_id_rule
+from flowsync_provider.core.params import KlaviyoDisabled
 from flowsync_provider.core.schemas import (
     ADDITIVE_COLUMNS,
     CAMPAIGNS_COLUMNS,
@@ -28,7 +29,6 @@ from flowsync_provider.core.uploads import (
     kind_of_file,
     object_paths,
     require_live_ready,
-    safe_account,
 )
 
 SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -47,7 +47,7 @@ def test_derived_id_is_stable_safe_and_carries_the_run_instant_in_utc() -> None:
     first = derive_upload_id("acc_canary_1", "klaviyo_snapshot_nightly", run_id)
     assert first == derive_upload_id("acc_canary_1", "klaviyo_snapshot_nightly", run_id)  # retries agree
     assert first.startswith("acc_canary_1-20250917T010000Z-")
-    assert UPLOAD_ID_RE.match(first) and SAFE.match(first) and len(first) <= 128
+    assert upload_id_rule(first) == first and SAFE.match(first) and len(first) <= 128
     offset = derive_upload_id("acc_canary_1", "d", "manual__2025-09-17T03:30:15.123456+02:00")
     assert "-20250917T013015Z-" in offset
 
@@ -73,14 +73,14 @@ def test_run_ids_without_a_timestamp_use_a_hash_and_unknown_accounts_a_placehold
 
 
 def test_sanitised_accounts_stay_distinct_from_literal_ones() -> None:
-    assert safe_account("acc_canary_1") == "acc_canary_1"
-    assert safe_account("acme/eu") != safe_account("acme_eu")
-    assert SAFE.match(safe_account("../../etc"))
-    assert ".." not in safe_account("../../etc")
+    run = "scheduled__2025-09-17T01:00:00+00:00"
+    assert derive_upload_id("acc_canary_1", "d", run).startswith("acc_canary_1-20250917T010000Z-")
+    ids = {derive_upload_id(a, "d", run) for a in ("acme/eu", "acme_eu", "acme:eu", "../../etc", "  ", "account")}
+    assert len(ids) == 6
+    for upload_id in ids:
+        assert SAFE.match(upload_id) and ".." not in upload_id and len(upload_id) <= 128
     long_a, long_b = "x" * 80 + "a", "x" * 80 + "b"
-    assert safe_account(long_a) != safe_account(long_b)
-    assert len(safe_account(long_a)) <= 60
-    assert safe_account("  ") == "account"
+    assert derive_upload_id(long_a, "d", run) != derive_upload_id(long_b, "d", run)
 
 
 def test_object_paths_and_file_names() -> None:
@@ -88,10 +88,10 @@ def test_object_paths_and_file_names() -> None:
         "flows.csv": "u-1/flows.csv", "campaigns.csv": "u-1/campaigns.csv"}
     assert object_paths("2025-09-17T01-00-00Z", ["subscribers.csv"]) == {
         "subscribers.csv": "2025-09-17T01-00-00Z/subscribers.csv"}
-    for bad_id in ("../x", "", "/abs", "a/b"):
+    for bad_id in ("../x", "", "/abs", "a/b", "a..b", "abc\n", " abc"):
         with pytest.raises(UploadRefused, match="uploadId"):
             object_paths(bad_id, ["flows.csv"])
-    for bad_name in ("../flows.csv", "a/flows.csv", ""):
+    for bad_name in ("../flows.csv", "a/flows.csv", "", "flows.csv\n"):
         with pytest.raises(UploadRefused, match="plain file name"):
             object_paths("u1", [bad_name])
     assert kind_of_file("campaigns.csv") == "campaigns"

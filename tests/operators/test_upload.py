@@ -255,7 +255,7 @@ def test_backend_env_forces_local_even_with_supabase(supabase, tmp_path, monkeyp
 
 
 def test_bad_inputs_fail_clearly(tmp_path) -> None:
-    with pytest.raises(AirflowFailException, match="uploadId '../x' is not a safe object-path segment"):
+    with pytest.raises(AirflowFailException, match="uploadId '../x' is not a valid object folder"):
         UploadOperator(task_id="u", files={"flows.csv": str(flows_csv(tmp_path / "f.csv"))},
                        upload_id="../x").execute(context())
     with pytest.raises(AirflowFailException, match="does not exist; did the build task write it"):

@@ -16,6 +16,7 @@ from datetime import date
 from typing import Any
 
 from flowsync_provider.core.errors import FlowsyncError, ParamError
+from flowsync_provider.core.ids import check_upload_id
 from flowsync_provider.core.windows import check_not_before_klaviyo
 
 MODES = ("dry-run", "live")
@@ -34,7 +35,6 @@ HARD_MAX_ENV = {
 }
 
 SECRET_KEYS = ("klaviyoApiKey", "apiKey", "api_key", "klaviyo_api_key", "adminSecret", "x-admin-job-secret")
-UPLOAD_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
 DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
@@ -233,10 +233,8 @@ def validate_request(
             warnings.append(f"{name}={value} is above the runbook's recommended cap of {RECOMMENDED[name]}.")
 
     upload_id = p.get("uploadId")
-    if upload_id is not None and not UPLOAD_ID_RE.match(str(upload_id)):
-        raise ParamError(
-            f"uploadId {upload_id!r} is not a safe object-path segment: use letters, digits, '.', '_', ':', '-'."
-        )
+    if upload_id is not None:
+        upload_id = check_upload_id(upload_id)  # the one rule, checked again at upload
     if mode == "live":
         fmt = "csv"  # the uploaded artifact is always the CSV; the task's return value is the JSON confirmation
         if aggregation == "range":

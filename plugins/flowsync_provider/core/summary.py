@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
+
+from flowsync_provider.core.ids import safe_segment
 
 REPORTING_DAILY_QUOTA = 225
 
@@ -44,15 +45,14 @@ def flowsync_home(env: Mapping[str, str] | None = None) -> Path:
     return Path.home() / ".flowsync"
 
 
-def safe_segment(value: str) -> str:
-    """A run id or account id as one safe path segment (run ids contain ':' and '+')."""
-    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", value).strip("._")
-    return cleaned[:150] or "run"
-
-
 def run_folder(dag_id: str, run_id: str, account: str | None = None, env: Mapping[str, str] | None = None) -> Path:
-    parts = [flowsync_home(env), "runs", safe_segment(dag_id)]
-    if account:
-        parts.append(safe_segment(account))
-    parts.append(safe_segment(run_id))
+    """``<home>/runs/<dag>/[<account>/]<run>``, each part through the one injective id rule.
+
+    Two different account ids never share a folder (``acme/eu`` and ``acme_eu`` used to), so one
+    account's files can never be uploaded (or cleaned up) by another.
+    """
+    parts = [flowsync_home(env), "runs", safe_segment(dag_id, fallback="dag")]
+    if account not in (None, ""):
+        parts.append(safe_segment(account, fallback="account"))
+    parts.append(safe_segment(run_id, fallback="run"))
     return Path(*parts)

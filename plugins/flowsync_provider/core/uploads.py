@@ -9,7 +9,6 @@ orchestrate.
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import os
 import re
@@ -19,8 +18,9 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import IO, Any
 
+from flowsync_provider.core import ids
 from flowsync_provider.core.errors import FlowsyncError
-from flowsync_provider.core.params import UPLOAD_ID_RE, require_klaviyo_enabled
+from flowsync_provider.core.params import require_klaviyo_enabled
 from flowsync_provider.core.schemas import (
     ADDITIVE_COLUMNS,
     CAMPAIGNS_COLUMNS,
@@ -42,7 +42,6 @@ __all__ = [
     "kind_of_file",
     "object_paths",
     "require_live_ready",
-    "safe_account",
 ]
 
 SNAPSHOT_FILES: tuple[str, ...] = ("flows.csv", "campaigns.csv", "subscribers.csv")
@@ -60,8 +59,7 @@ _EXPECTED_WHAT = {
 _RUN_STAMP_RE = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2}):(\d{2})(?:\.\d+)?(Z|[+-]\d{2}:?\d{2})?"
 )
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
-_FILE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_FILE_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")  # fullmatch: no trailing-newline hole
 
 
 class UploadRefused(FlowsyncError):
@@ -73,25 +71,7 @@ class LiveNotReady(FlowsyncError):
 
 
 # ---------------------------------------------------------------- ids and paths
-
-def _short_hash(text: str, n: int = 6) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:n]
-
-
-def safe_account(account_id: str | None) -> str:
-    """The account id as an object-path segment; a short hash keeps sanitised ids distinct.
-
-    ``acc_canary_1`` stays as is; ``acme/eu`` becomes ``acme_eu-<hash of "acme/eu">`` so it can
-    never collide with an account literally called ``acme_eu``.
-    """
-    raw = (account_id or "").strip()
-    if not raw:
-        return "account"
-    cleaned = _UNSAFE.sub("_", raw)
-    cleaned = re.sub(r"^[^A-Za-z0-9]+", "", cleaned)[:48].rstrip("._-")
-    if cleaned != raw:
-        cleaned = f"{cleaned or 'account'}-{_short_hash(raw)}"
-    return cleaned
+# The id → segment rule and the uploadId rule live in core.ids (one rule each, used everywhere).
 
 
 def _run_stamp(run_id: str) -> str | None:
@@ -117,8 +97,8 @@ def _run_stamp(run_id: str) -> str | None:
 def derive_upload_id(account_id: str | None, dag_id: str, run_id: str) -> str:
     """The upload id used when no ``uploadId`` param is given: ``<account>-<stamp>-<hash>``.
 
-    - ``<account>``: :func:`safe_account` (``account`` when unknown), so two accounts never share
-      a folder.
+    - ``<account>``: :func:`flowsync_provider.core.ids.safe_segment` of the account id (``account``
+      when unknown), so two accounts never share a folder (``acme/eu`` → ``acme_eu--<hash>``).
     - ``<stamp>``: the run id's timestamp in UTC as ``YYYYmmddTHHMMSSZ`` (Airflow run ids embed the
       logical date / run-after instant, e.g. ``scheduled__2025-09-17T01:00:00+00:00``); run ids
       without a timestamp use ``r`` + 10 hex digits of the run id's sha256 instead.
@@ -126,29 +106,22 @@ def derive_upload_id(account_id: str | None, dag_id: str, run_id: str) -> str:
       manual runs in the same second) never collide.
 
     Only the account and the run go in, so every retry and re-run of the same DAG run derives the
-    same id and overwrites its own objects instead of adding new ones. The result matches
-    ``core.params.UPLOAD_ID_RE`` and contains only ``[A-Za-z0-9._-]`` (a safe path segment).
+    same id and overwrites its own objects instead of adding new ones. The result passes
+    :func:`check_upload_id` and contains only ``[A-Za-z0-9._-]`` (a safe path segment).
     Example: ``acc_canary_1-20250917T010000Z-3fa1c2``.
     """
     if not run_id or not str(run_id).strip():
         raise ValueError("run_id is required to derive an upload id")
     run = str(run_id).strip()
-    stamp = _run_stamp(run) or f"r{_short_hash(run, 10)}"
-    run_hash = _short_hash(f"{dag_id}\n{run}")
-    upload_id = f"{safe_account(account_id)}-{stamp}-{run_hash}"
-    if not UPLOAD_ID_RE.match(upload_id):  # pragma: no cover - guaranteed by construction
-        raise ValueError(f"derived upload id {upload_id!r} is not a safe path segment")
-    return upload_id
+    stamp = _run_stamp(run) or f"r{ids.short_hash(run, 10)}"
+    run_hash = ids.short_hash(f"{dag_id}\n{run}")
+    account = "account" if account_id in (None, "") else ids.safe_segment(account_id, fallback="account")
+    return ids.check_upload_id(f"{account}-{stamp}-{run_hash}", error=ValueError)
 
 
 def check_upload_id(upload_id: str) -> str:
-    """Validate a given upload id (same rule as the ``uploadId`` param) and return it stripped."""
-    text = str(upload_id or "").strip()
-    if not UPLOAD_ID_RE.match(text) or ".." in text:
-        raise UploadRefused(
-            f"uploadId {upload_id!r} is not a safe object-path segment: use letters, digits, '.', '_', ':', '-'."
-        )
-    return text
+    """The uploadId rule of the plan (:func:`flowsync_provider.core.ids.check_upload_id`), at upload time."""
+    return ids.check_upload_id(upload_id, error=UploadRefused)
 
 
 def kind_of_file(name: str) -> str:
@@ -165,7 +138,7 @@ def object_paths(upload_id: str, files: Iterable[str] | Mapping[str, Any]) -> di
     folder = check_upload_id(upload_id)
     paths: dict[str, str] = {}
     for name in files:
-        if not isinstance(name, str) or not _FILE_NAME_RE.match(name) or ".." in name:
+        if not isinstance(name, str) or not _FILE_NAME_RE.fullmatch(name) or ".." in name:
             raise UploadRefused(f"Object name {name!r} must be a plain file name such as 'flows.csv'.")
         paths[name] = f"{folder}/{name}"
     return paths

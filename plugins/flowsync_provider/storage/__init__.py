@@ -76,5 +76,11 @@ def staging_bucket(env: Mapping[str, str] | None = None) -> str:
 
 
 def upload_key(upload_id: str, filename: str) -> str:
-    """The object key ``<uploadId>/<filename>`` used for the three snapshot CSVs."""
-    return normalize_key(f"{str(upload_id).strip('/')}/{filename}")
+    """The object key ``<uploadId>/<filename>`` for the three snapshot CSVs.
+
+    The runbook's ``/<uploadId>/`` form is accepted (slashes around it dropped); the id itself must pass
+    the one uploadId rule (``core.ids.check_upload_id``).
+    """
+    from flowsync_provider.core.uploads import object_paths
+
+    return normalize_key(object_paths(str(upload_id).strip("/"), [filename])[filename])

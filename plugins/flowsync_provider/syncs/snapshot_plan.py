@@ -16,6 +16,7 @@ from typing import Any
 from flowsync_provider.core import catalog as catalog_core
 from flowsync_provider.core.errors import ParamError
 from flowsync_provider.core.history import plan_history
+from flowsync_provider.core.ids import check_upload_id, safe_segment
 from flowsync_provider.core.params import SyncRequest, hard_max, refuse_secrets
 from flowsync_provider.core.plan import NIGHTLY_ONE_CALL_MAX_LOOKBACK, call_budget, campaign_chunks, report_chunks
 from flowsync_provider.core.summary import quota_line
@@ -39,7 +40,13 @@ SNAPSHOT_DEFAULTS = {"limitFlows": 500, "limitMessages": 2000, "rowBudget": 1_00
 
 
 def parse_accounts(raw: str | list | None) -> list[dict[str, Any]]:
-    """The Variable ``flowsync_accounts``: a JSON list of ``{accountId, klaviyoConnId}``; default one account."""
+    """The Variable ``flowsync_accounts``: a JSON list of ``{accountId, klaviyoConnId}``; default one account.
+
+    With more than one account every entry needs its own accountId: the id names the account's run
+    folder and object prefix (through the injective ``core.ids.safe_segment``), so distinct raw ids
+    can never share one; a fallback (the Klaviyo account id, a params accountId) could. Each entry
+    carries ``accountCount`` so the plan knows whether an explicit uploadId must get an account suffix.
+    """
     if raw in (None, ""):
         return [dict(DEFAULT_ACCOUNT)]
     try:
@@ -56,13 +63,47 @@ def parse_accounts(raw: str | list | None) -> list[dict[str, Any]]:
             raise ParamError(f"{ACCOUNTS_VARIABLE}[{i}] needs a klaviyoConnId (the Airflow connection of that "
                              "Klaviyo account).")
         refuse_secrets(item)
-        account_id = item.get("accountId") or None
+        account_id = item.get("accountId")
+        account_id = None if account_id in (None, "") else account_id
+        if account_id is not None and (isinstance(account_id, bool) or not isinstance(account_id, str | int)):
+            raise ParamError(f"{ACCOUNTS_VARIABLE}[{i}].accountId must be text (the dashboard account id), "
+                             f"got {account_id!r}.")
+        account_id = None if account_id is None else str(account_id)
+        if account_id is None and len(items) > 1:
+            raise ParamError(f"{ACCOUNTS_VARIABLE}[{i}] needs an accountId: with more than one account each "
+                             "entry names its dashboard account, so no two accounts share a folder or uploadId.")
         key = account_id or item["klaviyoConnId"]
         if key in seen:
             raise ParamError(f"{ACCOUNTS_VARIABLE}[{i}] repeats account {key!r}: list each account once.")
         seen.add(key)
-        accounts.append({"accountId": account_id, "klaviyoConnId": str(item["klaviyoConnId"])})
+        accounts.append({"accountId": account_id, "klaviyoConnId": str(item["klaviyoConnId"]),
+                         "accountCount": len(items)})
     return accounts
+
+
+def given_upload_id(params: Mapping[str, Any], spec: Mapping[str, Any]) -> str | None:
+    """The explicit ``uploadId`` param as this account's upload id, checked before any Klaviyo call.
+
+    One account: the id as given. More than one: ``<uploadId>-<account segment>`` (``core.ids.safe_segment``
+    of the account's id), so the accounts of one run never overwrite each other's ``<uploadId>/*.csv``.
+    """
+    raw = params.get("uploadId")
+    if raw in (None, ""):
+        return None
+    upload_id = check_upload_id(raw)
+    count = int(spec.get("accountCount") or 1)
+    if count <= 1:
+        return upload_id
+    if not spec.get("accountId"):
+        raise ParamError("uploadId with more than one account needs an accountId on every entry of "
+                         f"{ACCOUNTS_VARIABLE}.")
+    segment = safe_segment(str(spec["accountId"]), fallback="account")
+    effective = f"{upload_id}-{segment}"
+    if len(effective) > 128:
+        raise ParamError(f"uploadId {upload_id!r} is too long for a {count}-account run: each account uploads "
+                         f"under '<uploadId>-<account>' ({effective!r}), which must stay within 128 characters; "
+                         f"use at most {127 - len(segment)} characters.")
+    return check_upload_id(effective)
 
 
 def _int(params: Mapping[str, Any], name: str, default: int, lo: int, hi: int) -> int:
@@ -109,8 +150,11 @@ def _finish(kind: str, client: KlaviyoClient, spec: Mapping[str, Any], params: M
     request = snapshot_request(params, window)
     if request.audienceMode not in ("full", "incremental"):
         raise ParamError(f"audienceMode must be full or incremental, got {request.audienceMode!r}.")
-    account_id = spec.get("accountId") or params.get("accountId") or account["id"]
-    upload_id = params.get("uploadId") or derive_upload_id(account_id, dag_id, run_id)
+    # The params accountId only names a single-account run: with several accounts it would give them all
+    # one id (one folder, one uploadId); parse_accounts makes each entry carry its own accountId then.
+    single = int(spec.get("accountCount") or 1) <= 1
+    account_id = spec.get("accountId") or (params.get("accountId") if single else None) or account["id"]
+    upload_id = given_upload_id(params, spec) or derive_upload_id(account_id, dag_id, run_id)
     plans = _sub_plans(request, window, account, tz=tz, today=today, flow_chunks=flow_chunks,
                        campaign_chunks=campaign_chunks, client=client, now=now)
     reporting = len(flow_chunks) + len(campaign_chunks)
@@ -128,6 +172,7 @@ def nightly_plan(client: KlaviyoClient, spec: Mapping[str, Any], params: Mapping
                  dag_id: str, run_id: str) -> dict[str, Any]:
     """Yesterday ±1 in the account timezone: T = the day before ``anchor``; window [T-1-extra, T+1]."""
     extra = _int(params, "extraLookbackDays", 0, 0, NIGHTLY_ONE_CALL_MAX_LOOKBACK)
+    given_upload_id(params, spec)  # a bad uploadId fails here, before anything is fetched
     account = catalog_core.account_info(client.get_account())
     tz = account["timezone"]
     anchor_day = anchor_day_for_run(anchor, tz)
@@ -143,6 +188,7 @@ def history_plan(client: KlaviyoClient, spec: Mapping[str, Any], params: Mapping
                  dag_id: str, run_id: str) -> dict[str, Any]:
     """A whole range as ≤60-day series chunks + ≤1-year campaign chunks, refused above the quota share."""
     check_not_before_klaviyo("start", params.get("start"))  # before the account call: nothing predates 2012
+    given_upload_id(params, spec)  # a bad uploadId fails here, before anything is fetched
     account = catalog_core.account_info(client.get_account())
     tz = account["timezone"]
     today = local_today(tz, now)
