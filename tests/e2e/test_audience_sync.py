@@ -102,7 +102,7 @@ def test_full_export_of_20k_profiles_equals_seeded_truth(sandbox_factory, flowsy
     assert big.account.profile(0)["attributes"]["email"] not in xcom_text
     assert len(xcom_text) < 50_000
     # the temporary sort runs are gone
-    assert not list(home.rglob(".audience-work-*"))
+    assert not list(home.rglob(".audience-work-*")) and not list(home.rglob(".work-*"))
 
 
 def test_hash_with_key_and_drop_names(sandbox, flowsync_env, run_dag):
@@ -168,7 +168,7 @@ def test_row_budget_breach_fails_before_the_file(sandbox, flowsync_env, run_dag)
     assert result.tasks["export"] == "failed"
     assert "row budget exceeded" in result.output and "profiles > rowBudget 500" in result.output
     assert not list(home.rglob("subscribers.csv"))
-    assert not list(home.rglob(".audience-work-*")) and not list(home.rglob("*.tmp"))
+    assert not list(home.rglob(".work-*")) and not list(home.rglob("*.tmp"))
     # it stopped paging as soon as the budget was passed
     assert len(profile_requests(sandbox)) <= 6
 
