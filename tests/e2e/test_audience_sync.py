@@ -12,6 +12,11 @@ import hashlib
 import hmac
 import io
 import json
+import os
+import re
+import signal
+import subprocess
+import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -97,7 +102,7 @@ def test_full_export_of_20k_profiles_equals_seeded_truth(sandbox_factory, flowsy
     assert big.account.profile(0)["attributes"]["email"] not in xcom_text
     assert len(xcom_text) < 50_000
     # the temporary sort runs are gone
-    assert not list(home.rglob(".audience-work-*"))
+    assert not list(home.rglob(".audience-work-*")) and not list(home.rglob(".work-*"))
 
 
 def test_hash_with_key_and_drop_names(sandbox, flowsync_env, run_dag):
@@ -163,7 +168,7 @@ def test_row_budget_breach_fails_before_the_file(sandbox, flowsync_env, run_dag)
     assert result.tasks["export"] == "failed"
     assert "row budget exceeded" in result.output and "profiles > rowBudget 500" in result.output
     assert not list(home.rglob("subscribers.csv"))
-    assert not list(home.rglob(".audience-work-*")) and not list(home.rglob("*.tmp"))
+    assert not list(home.rglob(".work-*")) and not list(home.rglob("*.tmp"))
     # it stopped paging as soon as the budget was passed
     assert len(profile_requests(sandbox)) <= 6
 
@@ -310,3 +315,62 @@ def test_json_stream_writer_matches_write_json(tmp_path):
                 writer.write_row(row)
         write_json(tmp_path / f"w{n}.json", sample(SUBSCRIBERS_COLUMNS, rows[:n], n=n))
         assert (tmp_path / f"s{n}.json").read_bytes() == (tmp_path / f"w{n}.json").read_bytes()
+
+
+# ---------------------------------------------------------------- a crashed export leaves no PII behind
+
+EMAIL_TOKEN = re.compile(rb"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
+
+KILLED_EXPORT = """
+import json, sys
+from pathlib import Path
+from flowsync_provider.core.params import SyncRequest
+from flowsync_provider.core.summary import run_folder
+from flowsync_provider.klaviyo import KlaviyoClient
+from flowsync_provider.syncs.audience import export_audience
+
+cfg = json.loads(sys.argv[1])
+plan = {"request": SyncRequest(format="csv", rowBudget=100_000_000).to_dict(), "updated_since": None}
+folder = run_folder("klaviyo_audience_sync", "manual__killed", cfg["account"])
+with KlaviyoClient(cfg["api_key"], base_url=cfg["url"], time_scale=cfg["time_scale"],
+                   limiter_url="memory://") as client:
+    export_audience(client, plan, folder, hash_key=None, chunk_rows=cfg["chunk_rows"])
+"""
+
+
+def files_with_emails(home: Path, emails: set[bytes]) -> dict[Path, int]:
+    """Every file under ``home`` holding at least one profile email → its size in bytes."""
+    found = {}
+    for path in home.rglob("*"):
+        if path.is_file() and not path.is_symlink() and emails & set(EMAIL_TOKEN.findall(path.read_bytes())):
+            found[path] = path.stat().st_size
+    return found
+
+
+def test_sigkilled_export_leaves_no_pii_after_the_next_run(sandbox_factory, flowsync_env, run_dag):
+    """A SIGKILL mid-export skips every cleanup; the next run's sweep must remove the dead run's work files."""
+    big = sandbox_factory(seed=11, time_scale=5, profiles=20_000)
+    home = flowsync_env(big)
+    emails = {big.account.profile(i)["attributes"]["email"].encode() for i in range(big.account.n_profiles)}
+    cfg = {"api_key": big.api_key, "url": big.url, "time_scale": big.time_scale,
+           "account": big.account.account_id, "chunk_rows": 500}
+    proc = subprocess.Popen([sys.executable, "-c", KILLED_EXPORT, json.dumps(cfg)], env=dict(os.environ),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 180  # a guard against a hung child, not a timing assertion
+    while not list(home.rglob("profiles.*.jsonl")):
+        assert proc.poll() is None, proc.communicate()[0].decode()[-3000:]
+        assert time.monotonic() < deadline, "the export wrote no sort run"
+        time.sleep(0.05)
+    assert proc.poll() is None, "the export finished before the kill"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    left = files_with_emails(home, emails)
+    assert left, "the kill landed after the export had cleaned up: nothing to prove"
+    print(f"PII left by the killed export: {sum(left.values())} bytes in {len(left)} files")
+
+    result = run_dag("klaviyo_audience_sync", {"format": "csv"})
+    assert result.ok, result.output[-3000:]
+    data = Path(summary_of(home)["files"]["data"])
+    assert set(EMAIL_TOKEN.findall(data.read_bytes())) == emails  # the scanner sees every email
+    left = files_with_emails(home, emails)
+    assert set(left) == {data}, sorted(str(p.relative_to(home)) for p in left)

@@ -2,7 +2,7 @@
 
 Every CSV (flows, campaigns, subscribers; dry-run previews too) goes through ``format_row`` so the
 same rows always give the same bytes. Files appear under their final name only when complete
-(temp file in the same folder + ``os.replace``), so an interrupted run never leaves a half CSV behind.
+(``core.workdir.atomic_temp`` + ``os.replace``), so an interrupted run never leaves a half CSV behind.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ import csv
 import io
 import json
 import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from decimal import Decimal
@@ -20,6 +19,7 @@ from types import TracebackType
 from typing import IO, Any
 
 from flowsync_provider.core.schemas import TEXT, format_value, kind_of
+from flowsync_provider.core.workdir import atomic_temp
 
 # OWASP "CSV Injection": a spreadsheet runs a cell starting with one of these as a formula.
 FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
@@ -84,14 +84,13 @@ class CsvStreamWriter:
     aborts (removes the temp file) and re-raises.
     """
 
-    def __init__(self, path: str | os.PathLike[str], columns: Sequence[str], *, escape_formulas: bool = False):
+    def __init__(self, path: str | os.PathLike[str], columns: Sequence[str], *, escape_formulas: bool = False,
+                 work_dir: str | os.PathLike[str] | None = None):
         self.path = Path(path)
         self.columns = tuple(columns)
         self.escape_formulas = escape_formulas
         self.rows_written = 0
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
-        self._tmp = Path(tmp)
+        fd, self._tmp = atomic_temp(self.path, work_dir)
         self._stream: IO[str] | None = os.fdopen(fd, "w", encoding="utf-8", newline="")
         self._writer = _writer(self._stream)
         self._writer.writerow(list(self.columns))
@@ -163,9 +162,8 @@ def json_text(obj: object) -> str:
 def write_json(path: str | os.PathLike[str], obj: object) -> None:
     """Write ``json_text(obj)`` atomically (temp file + rename)."""
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
     text = json_text(obj)  # serialise first: a TypeError must not leave a temp file behind
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    fd, tmp = atomic_temp(target)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as stream:
             stream.write(text)

@@ -13,6 +13,7 @@ from airflow.sdk import BaseOperator
 
 from flowsync_provider.core.params import SyncRequest, validate_request
 from flowsync_provider.core.summary import run_folder
+from flowsync_provider.core.workdir import sweep_dead_workdirs
 from flowsync_provider.klaviyo import KlaviyoClient
 from flowsync_provider.operators.base import KlaviyoBaseOperator, fail_fast
 from flowsync_provider.operators.plan import run_instant
@@ -56,7 +57,7 @@ class AudiencePlanOperator(KlaviyoBaseOperator):
 
 
 class AudienceExportOperator(KlaviyoBaseOperator):
-    """Stream the audience to ``subscribers.csv`` in the run folder (pool ``klaviyo_api``)."""
+    """Sweep dead runs' work dirs, then stream the audience to ``subscribers.csv`` in the run folder."""
 
     template_fields: Sequence[str] = ("plan",)
 
@@ -68,6 +69,7 @@ class AudienceExportOperator(KlaviyoBaseOperator):
         self.hash_key_conn_id = hash_key_conn_id
 
     def work(self, context: Mapping[str, Any], client: KlaviyoClient) -> dict[str, Any]:
+        sweep_dead_workdirs()  # PII left by killed runs (their work dirs are no longer locked)
         folder = run_folder(context["dag"].dag_id, context["run_id"], self.plan["account"].get("id"))
         with fail_fast():
             return audience_sync.export_audience(client, self.plan, folder,

@@ -14,6 +14,7 @@ from airflow.sdk import BaseOperator
 
 from flowsync_provider.core.summary import run_folder
 from flowsync_provider.core.uploads import active_messages
+from flowsync_provider.core.workdir import sweep_dead_workdirs
 from flowsync_provider.klaviyo import KlaviyoClient
 from flowsync_provider.operators.base import KlaviyoBaseOperator, fail_fast
 from flowsync_provider.operators.plan import run_instant
@@ -75,6 +76,7 @@ class SnapshotPlanOperator(_AccountOperator):
         self.supabase_conn_id = supabase_conn_id
 
     def prepare(self, context: Mapping[str, Any]) -> None:
+        sweep_dead_workdirs()  # PII left by killed runs, before anything else (dry-run too)
         self._use_connection(self.account.get("klaviyoConnId") or "klaviyo_default")
         # Each missing piece fails with its own message before anything is fetched.
         check_live_ready(supabase_conn_id=self.supabase_conn_id, dashboard_conn_id=self.dashboard_conn_id,
@@ -128,6 +130,7 @@ class SnapshotSubscribersOperator(_PlannedOperator):
     """subscribers.csv: the audience export (full by default), streamed to disk."""
 
     def work(self, context: Mapping[str, Any], client: KlaviyoClient) -> dict[str, Any]:
+        sweep_dead_workdirs()
         folder = _folder(context, self.plan, "subscribers")
         export = audience_sync.export_audience(client, self.plan["audience"], folder,
                                                hash_key=audience_sync.hash_key_from_env())

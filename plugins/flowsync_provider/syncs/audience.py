@@ -12,7 +12,9 @@ audience: rows go to disk as they arrive and only counts, paths and diagnostics 
   and the merge is one sequential pass; the sort only matters if a server ignores ``sort``.
 - PII: ``fields[profile]`` asks only for what the CSV needs (names not even fetched with dropNames);
   ``hashEmails`` writes a keyed HMAC-SHA256; previews are masked; local run folders are removed after a
-  successful upload (``cleanup_run_folder``, retention ``FLOWSYNC_PII_RETENTION_HOURS``).
+  successful upload (``cleanup_run_folder``, retention ``FLOWSYNC_PII_RETENTION_HOURS``). Sort runs and
+  the half-written data file live in one flocked ``core.workdir.WorkDir``, removed on every exit Python
+  sees; a SIGKILLed run's is removed by the next run's ``sweep_dead_workdirs``.
 
 No Airflow import: the operators, the benchmark and scripts all run these functions.
 """
@@ -25,7 +27,6 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 import threading
 import time
 from collections import deque
@@ -44,6 +45,7 @@ from flowsync_provider.core.params import SyncRequest
 from flowsync_provider.core.schemas import SUBSCRIBERS_COLUMNS
 from flowsync_provider.core.subscribers import profile_row
 from flowsync_provider.core.summary import flowsync_home
+from flowsync_provider.core.workdir import WorkDir, atomic_temp
 from flowsync_provider.klaviyo import KlaviyoClient
 from flowsync_provider.syncs.output import base_diagnostics, check_budget, client_diagnostics
 
@@ -207,13 +209,12 @@ def join_lists(profiles: Iterator[tuple[str, Any]], members: Iterator[tuple[str,
 class JsonArrayStreamWriter:
     """``format=json``: a JSON array of row objects streamed to disk, byte-identical to ``write_json``."""
 
-    def __init__(self, path: str | os.PathLike[str], columns: Sequence[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], columns: Sequence[str], *,
+                 work_dir: str | os.PathLike[str] | None = None) -> None:
         self.path = Path(path)
         self.columns = tuple(columns)
         self.rows_written = 0
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
-        self._tmp = Path(tmp)
+        fd, self._tmp = atomic_temp(self.path, work_dir)
         self._stream: IO[str] | None = os.fdopen(fd, "w", encoding="utf-8", newline="")
 
     def write_row(self, row: dict) -> None:
@@ -280,10 +281,9 @@ def export_audience(client: KlaviyoClient, plan: Mapping[str, Any], folder: Path
     warnings: list[str] = []
     if request.hashEmails and not hash_key:
         warnings.append(UNKEYED_HASH_WARNING)
-    folder.mkdir(parents=True, exist_ok=True)
-    work_dir = Path(tempfile.mkdtemp(dir=folder, prefix=".audience-work-"))
     timings: dict[str, float] = {}
-    try:
+    with WorkDir(folder, "audience") as work:
+        work_dir = work.path
         lists = sorted(client.get_lists(), key=lambda r: str(r.get("id")))
         names = catalog_core.list_names(lists)
         members = RunSorter(work_dir, "members", chunk_rows * 4)
@@ -319,17 +319,16 @@ def export_audience(client: KlaviyoClient, plan: Mapping[str, Any], folder: Path
                         break  # the list walk failed: stop paging, its error is raised below
                 profile_seconds = time.monotonic() - started
                 timings["profiles_seconds"] = round(profile_seconds, 3)
-            except BaseException:
-                stop.set()
-                raise
-            walking.result()
+                walking.result()
+            finally:
+                stop.set()  # any exit (SIGTERM included) stops the walker before its work dir is removed
 
         started = time.monotonic()
         data_path = folder / ("subscribers.csv" if request.format == "csv" else "subscribers.json")
         writer_cls = (partial(CsvStreamWriter, escape_formulas=request.escapeFormulas) if request.format == "csv"
                       else JsonArrayStreamWriter)
         head: list[dict[str, Any]] = []
-        with writer_cls(data_path, SUBSCRIBERS_COLUMNS) as writer:
+        with writer_cls(data_path, SUBSCRIBERS_COLUMNS, work_dir=work_dir) as writer:
             for _key, cells, list_names in join_lists(latest_per_key(profiles.merged()), members.merged()):
                 row = dict(zip(ROW_COLUMNS, cells, strict=True))
                 row["Lists"] = ";".join(sorted(set(list_names)))
@@ -337,8 +336,6 @@ def export_audience(client: KlaviyoClient, plan: Mapping[str, Any], folder: Path
                 if len(head) < 5:
                     head.append(mask_row(row, hashed=request.hashEmails))
         timings["write_seconds"] = round(time.monotonic() - started, 3)
-    finally:
-        shutil.rmtree(work_dir, ignore_errors=True)
 
     duplicates = profiles.count - writer.rows_written
     if duplicates:
