@@ -1,4 +1,5 @@
-"""CLI: ``python -m flowsync_provider.sandbox --port P --seed N [--time-scale S] [--fault-rate F] [--profiles N]``.
+"""CLI: ``python -m flowsync_provider.sandbox --port P --seed N [--time-scale S] [--fault-rate F] [--profiles N]
+[--report-delay SECONDS]``.
 
 Prints ``FLOWSYNC_SANDBOX_URL=http://127.0.0.1:P`` (flushed) once the server accepts connections,
 then serves until SIGINT/SIGTERM. Keys are available from ``GET /__sandbox__/info``.
@@ -26,6 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--today", type=date.fromisoformat, default=None, help="pin 'today' (YYYY-MM-DD)")
     p.add_argument("--date-times-utc", action="store_true", help="report date_times as UTC instants")
     p.add_argument("--report-page-size", type=int, default=500)
+    p.add_argument("--report-delay", type=float, default=0.0,
+                   help="hold every served reporting answer back this many Klaviyo seconds (divided by the time scale)")
     return p
 
 
@@ -33,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     srv = SandboxServer(args.seed, time_scale=args.time_scale, fault_rate=args.fault_rate, profiles=args.profiles,
                         today=args.today, host=args.host, port=args.port, date_times_utc=args.date_times_utc,
-                        report_page_size=args.report_page_size).start()
+                        report_page_size=args.report_page_size, report_delay=args.report_delay).start()
     stop = threading.Event()
 
     def _stop(_sig: int, _frame: object) -> None:
