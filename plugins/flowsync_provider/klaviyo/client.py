@@ -428,13 +428,13 @@ class KlaviyoClient:
             endpoint, reason, REPORTING_DAILY_QUOTA, total, REPORT_UNANSWERED_PER_CHUNK,
         )
 
-    def _quota_advice(self, reason: str | None) -> str:
+    def _quota_advice(self, reason: str | None, then: str = ", then clear the task") -> str:
         if reason is None or "Timeout" in reason:
             return (
                 f"raise the {self.conn_id} connection's extra.timeout (reporting calls now wait "
-                f"{self.report_timeout:g} s) or retry when Klaviyo answers faster, then clear the task"
+                f"{self.report_timeout:g} s) or retry when Klaviyo answers faster{then}"
             )
-        return "Klaviyo may be degraded: retry later, then clear the task"
+        return f"Klaviyo may be degraded: retry later{then}"
 
     def _quota_guard(self, endpoint: str, spent: int, reason: str | None) -> KlaviyoReportQuotaGuard:
         why = f"went unanswered ({reason})" if reason else "went unanswered in earlier tries"
@@ -495,7 +495,7 @@ class KlaviyoClient:
                 f"Klaviyo {endpoint} went unanswered ({exc.reason}) {tally.unanswered} times in this try; each "
                 f"may have counted against the {REPORTING_DAILY_QUOTA}/day reporting quota, so this try stops "
                 f"({tally.chunk_total} of at most {REPORT_UNANSWERED_PER_CHUNK} for this chunk over all task "
-                f"tries); if reports are slow, {self._quota_advice(exc.reason)}",
+                f"tries); {self._quota_advice(exc.reason, then='')}",
                 status=exc.status,
                 attempts=tally.attempts,
             )
