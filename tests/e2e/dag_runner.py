@@ -3,6 +3,8 @@
 Each run gets its own interpreter: no supervisor threads or SQLite connections left over from earlier
 runs in the pytest process (they can deadlock the in-process execution API), and a hard timeout.
 Usage: python dag_runner.py DAG_ID CONF_JSON [LOGICAL_DATE_ISO]  (the same logical date re-runs the same run id)
+``FLOWSYNC_TEST_RETRY_DELAY_SECONDS`` (test harness only) shortens every task's retry delay, so a test can watch
+Airflow's task retries happen inside dag.test() without waiting out the DAG's 30 s / exponential backoff.
 """
 
 from __future__ import annotations
@@ -25,6 +27,13 @@ def main() -> int:
 
         kwargs["logical_date"] = pendulum.parse(sys.argv[3])
     dag = DagBag(dag_folder=os.environ["AIRFLOW__CORE__DAGS_FOLDER"]).get_dag(dag_id)
+    retry_delay = os.environ.get("FLOWSYNC_TEST_RETRY_DELAY_SECONDS")
+    if retry_delay:
+        from datetime import timedelta
+
+        for task in dag.tasks:
+            task.retry_delay = timedelta(seconds=float(retry_delay))
+            task.retry_exponential_backoff = 0
     try:
         dr = dag.test(run_conf=conf, **kwargs)
     except Exception as exc:  # a trigger refused by the params' schema, etc.

@@ -131,3 +131,43 @@ def test_ui_field_behaviour():
     assert behaviour["hidden_fields"] == UI_FIELD_BEHAVIOUR["hidden-fields"]
     assert (KlaviyoHook.conn_type, KlaviyoHook.default_conn_name, KlaviyoHook.conn_name_attr) == (
         "klaviyo", "klaviyo_default", "klaviyo_conn_id")
+
+
+@pytest.mark.parametrize("value", [0, -1, "abc", "0", True])
+def test_timeout_at_or_below_zero_is_refused_before_any_call(monkeypatch, klaviyo_sandbox, value):
+    """0 used to become 30 s silently and -1 crashed in httpx with "Timeout value out of range"."""
+    klaviyo_sandbox.reset()
+    set_conn(monkeypatch, host=klaviyo_sandbox.url, password=klaviyo_sandbox.api_key, extra={"timeout": value})
+    with pytest.raises(KlaviyoConfigError) as err:
+        KlaviyoHook().get_client()
+    assert str(err.value) == (
+        f"Connection klaviyo_default extra.timeout must be a number of seconds above 0, got {value!r}: "
+        "set it to e.g. 60, or remove it to use the default 30 s"
+    )
+    assert klaviyo_sandbox.api_key not in str(err.value)
+    assert klaviyo_sandbox.requests() == []
+
+
+@pytest.mark.parametrize(("extra", "expected"), [({}, 30.0), ({"timeout": None}, 30.0), ({"timeout": ""}, 30.0),
+                                                 ({"timeout": "45"}, 45.0), ({"timeout": 0.5}, 0.5)])
+def test_timeout_unset_means_default_and_numbers_are_kept(monkeypatch, klaviyo_sandbox, extra, expected):
+    set_conn(monkeypatch, host=klaviyo_sandbox.url, password=klaviyo_sandbox.api_key, extra=extra)
+    assert KlaviyoHook().get_settings().timeout == expected
+
+
+def test_closed_port_error_names_the_connection_host(monkeypatch):
+    """Over the real wire: nothing listens on the port; the error says where, never the key."""
+    import socket
+
+    from flowsync_provider.klaviyo import KlaviyoServerError
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    key = "pk_closed_port_test_0123456789"
+    set_conn(monkeypatch, conn_id="klaviyo_other", host=f"127.0.0.1:{port}", password=key)
+    with KlaviyoHook("klaviyo_other").get_client(max_attempts=2) as client, pytest.raises(KlaviyoServerError) as err:
+        client.get_account()
+    assert str(err.value) == (f"Could not connect to 127.0.0.1:{port} (connection refused) after 2 attempts: "
+                              "check the klaviyo_other connection's host")
+    assert key not in str(err.value)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import httpx
 import pytest
 from klaviyo_helpers import SECRET
@@ -40,3 +42,22 @@ def make_client():
     yield factory
     for client in made:
         client.close()
+
+
+@pytest.fixture()
+def redis_url():
+    import redis
+
+    url = "redis://127.0.0.1:6379/15"
+    conn = redis.Redis.from_url(url)
+    try:
+        conn.ping()
+    except redis.exceptions.ConnectionError:
+        pytest.fail("Redis is not running on 127.0.0.1:6379: run `make services` (make test starts it)")
+    prefix = f"flowsync:limiter:test{uuid.uuid4().hex[:8]}"
+    yield url, prefix.split(":")[-1]
+    for key in conn.scan_iter(match=f"{prefix}*"):
+        conn.delete(key)
+    for key in conn.scan_iter(match=f"flowsync:limiter:pause:{prefix.split(':')[-1]}*"):
+        conn.delete(key)
+    conn.close()

@@ -402,6 +402,7 @@ def test_diagnostics_json_and_merge():
     assert merged == {
         "calls": {"GET /api/flows": 3, "POST /api/flow-series-reports": 1},
         "reporting_calls": 3,
+        "reporting_unanswered": 0,
         "retries": 1,
         "http_429": 2,
         "seconds_waited": 1.75,

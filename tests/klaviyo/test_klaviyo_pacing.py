@@ -11,7 +11,6 @@ import subprocess
 import sys
 import textwrap
 import time
-import uuid
 
 import httpx
 import pytest
@@ -112,25 +111,6 @@ def test_daily_quota_exhausted_raises_with_retry_at(tmp_path):
     assert abs(err.value.retry_at - expected) < 5  # the oldest call leaves the 24 h window
     assert sent == []  # nothing was sent
     client.close()
-
-
-@pytest.fixture()
-def redis_url():
-    import redis
-
-    url = "redis://127.0.0.1:6379/15"
-    conn = redis.Redis.from_url(url)
-    try:
-        conn.ping()
-    except redis.exceptions.ConnectionError:
-        pytest.fail("Redis is not running on 127.0.0.1:6379: run `make services` (make test starts it)")
-    prefix = f"flowsync:limiter:test{uuid.uuid4().hex[:8]}"
-    yield url, prefix.split(":")[-1]
-    for key in conn.scan_iter(match=f"{prefix}*"):
-        conn.delete(key)
-    for key in conn.scan_iter(match=f"flowsync:limiter:pause:{prefix.split(':')[-1]}*"):
-        conn.delete(key)
-    conn.close()
 
 
 def test_redis_backend_shares_state_between_pacers(redis_url):

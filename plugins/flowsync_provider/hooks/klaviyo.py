@@ -1,8 +1,9 @@
 """Airflow hook: a ``klaviyo`` connection (or the runbook's env vars) -> a configured :class:`KlaviyoClient`.
 
 Connection fields: host = base URL (default ``https://a.klaviyo.com``; with or without scheme, a
-trailing ``/api`` is dropped), password = private API key. Extras: ``revision``, ``timeout``,
-``account_key`` (the limiter key shared by tasks of one account).
+trailing ``/api`` is dropped), password = private API key. Extras: ``revision``, ``timeout`` (seconds,
+above 0; default 30; reporting calls always wait at least 60 s, see ``klaviyo.client``), ``account_key``
+(the limiter key shared by tasks of one account).
 
 Environment fallbacks, so ``make demo`` works with env only:
 - the key: ``KLAVIYO_API_KEY``, then ``KLAVIYO_API_KEY_PRIVATE``, when the connection has none;
@@ -30,7 +31,9 @@ from flowsync_provider.klaviyo import (
     KlaviyoError,
     normalize_base_url,
     resolve_revision,
+    resolve_timeout,
 )
+from flowsync_provider.klaviyo.settings import DEFAULT_TIMEOUT_SECONDS
 
 __all__ = ["CONN_FIELDS", "KEY_ENVS", "KlaviyoConnectionSettings", "KlaviyoHook", "UI_FIELD_BEHAVIOUR"]
 
@@ -57,7 +60,7 @@ CONN_FIELDS: dict[str, Any] = {
     },
     "timeout": {
         "label": "Timeout (seconds)",
-        "description": "HTTP timeout of each Klaviyo request.",
+        "description": "HTTP timeout of each Klaviyo request, in seconds above 0 (reporting calls wait at least 60).",
         "schema": {"type": ["number", "null"], "default": 30},
     },
     "account_key": {
@@ -167,7 +170,7 @@ class KlaviyoHook(BaseHook):
                 base_url=base_url_from(env_url) if env_url else DEFAULT_BASE_URL,
                 api_key=api_key,
                 revision=resolve_revision(None),
-                timeout=30.0,
+                timeout=DEFAULT_TIMEOUT_SECONDS,
                 account_key=None,
                 key_source=key_source,
                 url_source=f"env {BASE_URL_ENV}" if env_url else "default",
@@ -183,12 +186,7 @@ class KlaviyoHook(BaseHook):
                     f"Klaviyo connection {self.klaviyo_conn_id!r} has no password (private API key) and "
                     "neither KLAVIYO_API_KEY nor KLAVIYO_API_KEY_PRIVATE is set"
                 )
-            try:
-                timeout = float(extra.get("timeout") or 30.0)
-            except (TypeError, ValueError):
-                raise KlaviyoConfigError(
-                    f"Klaviyo connection {self.klaviyo_conn_id!r}: extra 'timeout' must be a number"
-                ) from None
+            timeout = resolve_timeout(extra.get("timeout"), field=f"Connection {self.klaviyo_conn_id} extra.timeout")
             settings = KlaviyoConnectionSettings(
                 base_url=base_url_from(conn.host, conn.schema, conn.port),
                 api_key=api_key,
@@ -209,6 +207,7 @@ class KlaviyoHook(BaseHook):
             "revision": settings.revision,
             "timeout": settings.timeout,
             "account_key": settings.account_key,
+            "conn_id": self.klaviyo_conn_id,
             **self.client_kwargs,
             **overrides,
         }

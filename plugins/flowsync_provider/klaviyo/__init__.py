@@ -9,6 +9,7 @@ from flowsync_provider.klaviyo.errors import (
     KlaviyoConfigError,
     KlaviyoError,
     KlaviyoRateLimitExceeded,
+    KlaviyoReportQuotaGuard,
     KlaviyoRequestError,
     KlaviyoServerError,
 )
@@ -18,6 +19,7 @@ from flowsync_provider.klaviyo.settings import (
     SUPPORTED_REVISIONS,
     account_key_for,
     resolve_revision,
+    resolve_timeout,
 )
 
 __all__ = [
@@ -31,9 +33,11 @@ __all__ = [
     "KlaviyoConfigError",
     "KlaviyoError",
     "KlaviyoRateLimitExceeded",
+    "KlaviyoReportQuotaGuard",
     "KlaviyoRequestError",
     "KlaviyoServerError",
     "account_key_for",
     "normalize_base_url",
     "resolve_revision",
+    "resolve_timeout",
 ]

@@ -4,6 +4,12 @@ No Airflow import, so the bench and tests use it bare. Failure policy lives in o
 (``_send``): 5xx/timeouts/connection errors are retried with tenacity (exponential backoff with
 jitter, bounded attempts); 429s wait ``Retry-After`` and are not counted as attempts; 401/403 and
 other 4xx are raised at once. Pacing (``pacing.Pacer``) keeps a normal run free of 429s.
+
+Reporting calls cost one of Klaviyo's 225 daily calls even when the answer never arrives (a read
+timeout, a dropped answer, a 5xx). So the same policy retries such an unanswered reporting call at
+most once per try, and stops for good once a chunk has spent ``REPORT_UNANSWERED_PER_CHUNK`` of
+them over all task tries (counted in the attempt ledger the operator supplies, see ``charging``).
+A refused connection sent nothing and a 429 was refused: neither is counted.
 """
 
 from __future__ import annotations
@@ -13,6 +19,8 @@ import logging
 import re
 import time
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 from urllib.parse import parse_qs
@@ -23,6 +31,7 @@ from tenacity import (
     Retrying,
     retry_if_exception_type,
     stop_after_attempt,
+    stop_any,
     wait_exponential_jitter,
 )
 
@@ -34,17 +43,20 @@ from flowsync_provider.klaviyo.errors import (
     KlaviyoConfigError,
     KlaviyoError,
     KlaviyoRateLimitExceeded,
+    KlaviyoReportQuotaGuard,
     KlaviyoRequestError,
     KlaviyoServerError,
 )
-from flowsync_provider.klaviyo.pacing import Pacer
+from flowsync_provider.klaviyo.pacing import AttemptLedger, Pacer, TaskLedger
 from flowsync_provider.klaviyo.settings import (
     DEFAULT_BASE_URL,
+    DEFAULT_TIMEOUT_SECONDS,
     account_key_for,
     env_int,
     resolve_limiter_url,
     resolve_revision,
     resolve_time_scale,
+    resolve_timeout,
 )
 
 log = logging.getLogger(__name__)
@@ -54,6 +66,18 @@ BACKOFF_BASE_SECONDS = 1.0
 BACKOFF_MAX_SECONDS = 30.0
 MAX_CONSECUTIVE_429 = 50
 DEFAULT_429_WAIT_SECONDS = 1.0
+REPORTING_DAILY_QUOTA = 225
+# Klaviyo's reporting endpoints aggregate up to a year of events server-side and can take tens of
+# seconds to answer. A shorter read timeout abandons a call Klaviyo still serves and counts against
+# the 225/day quota, so reporting calls always wait at least this long (Klaviyo seconds: divided by the
+# time scale like every other wait, which keeps sandbox tests fast). It only raises the timeout; a
+# fast answer is as fast as before, and other endpoints keep the configured timeout.
+REPORT_READ_TIMEOUT_FLOOR_SECONDS = 60.0
+# Unanswered reporting calls (may have cost quota): at most one retry per try, at most 3 per chunk.
+REPORT_UNANSWERED_PER_TRY = 2
+REPORT_UNANSWERED_PER_CHUNK = 3
+# Failures where the request never left this machine: they cannot have cost quota.
+_NOT_SENT: tuple[type[Exception], ...] = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 _EXPECTED_IN = re.compile(r"available in (\d+(?:\.\d+)?) second", re.IGNORECASE)
 _SCOPE = re.compile(r"\b([a-z][a-z-]*:(?:read|write|full))\b")
 
@@ -95,13 +119,50 @@ class _Secret:
 
 
 class _Transient(Exception):
-    """Internal: a failure worth retrying (5xx, timeout, connection error)."""
+    """Internal: a failure worth retrying (5xx, timeout, connection error).
 
-    def __init__(self, endpoint: str, reason: str, status: int | None = None) -> None:
+    ``connect`` is set (to a short reason) when the connection itself failed and nothing was sent.
+    """
+
+    def __init__(self, endpoint: str, reason: str, status: int | None = None, *, connect: str | None = None) -> None:
         super().__init__(f"{endpoint}: {reason}")
         self.endpoint = endpoint
         self.reason = reason
         self.status = status
+        self.connect = connect
+
+
+@dataclass
+class _Tally:
+    """One logical request: attempts made, unanswered reporting attempts now and for the chunk overall."""
+
+    ledger: AttemptLedger | None
+    attempts: int = 0
+    unanswered: int = 0
+    chunk_total: int = 0
+
+    def charge(self) -> int:
+        self.unanswered += 1
+        self.chunk_total = self.ledger.spend() if self.ledger is not None else self.unanswered
+        return self.chunk_total
+
+    def stop(self, _state: RetryCallState) -> bool:
+        """tenacity stop condition added to the attempt bound: the quota caps."""
+        return self.unanswered >= REPORT_UNANSWERED_PER_TRY or self.chunk_total >= REPORT_UNANSWERED_PER_CHUNK
+
+
+def _connect_reason(exc: httpx.TransportError) -> str:
+    """A short human reason for a failed connection (no addresses, no key: the caller adds the host)."""
+    if isinstance(exc, httpx.ConnectTimeout):
+        return "connection timed out"
+    text = str(exc).lower()
+    if "refused" in text:
+        return "connection refused"
+    if any(word in text for word in ("name or service", "nodename", "name resolution", "getaddrinfo")):
+        return "host name not found"
+    if "unreachable" in text:
+        return "network unreachable"
+    return "connection failed"
 
 
 class KlaviyoClient:
@@ -112,7 +173,7 @@ class KlaviyoClient:
         api_key: str,
         base_url: str = DEFAULT_BASE_URL,
         revision: str | None = None,
-        timeout: float = 30.0,
+        timeout: float = DEFAULT_TIMEOUT_SECONDS,
         account_key: str | None = None,
         limiter_url: str | None = None,
         time_scale: float | None = None,
@@ -120,6 +181,7 @@ class KlaviyoClient:
         max_attempts: int = 5,
         *,
         transport: httpx.BaseTransport | None = None,
+        conn_id: str = "klaviyo_default",
     ) -> None:
         if not api_key or not str(api_key).strip():
             raise KlaviyoConfigError(
@@ -130,7 +192,8 @@ class KlaviyoClient:
         self._api_key = _Secret(str(api_key).strip())
         self.base_url = normalize_base_url(base_url)
         self.revision = resolve_revision(revision)
-        self.timeout = float(timeout)
+        self.timeout = resolve_timeout(timeout)
+        self.conn_id = conn_id  # only named in messages ("check the klaviyo_default connection's host")
         self.account_key = account_key or account_key_for(self._api_key.reveal())
         self.limiter_url = resolve_limiter_url(limiter_url)
         self.time_scale = resolve_time_scale(time_scale)
@@ -141,6 +204,7 @@ class KlaviyoClient:
         self.diagnostics = Diagnostics()
         self._transport = transport
         self._pacer = Pacer(self.limiter_url, self.account_key, self.time_scale)
+        self.ledger: AttemptLedger | None = None  # see charging()
 
     def __repr__(self) -> str:
         return (
@@ -164,6 +228,31 @@ class KlaviyoClient:
             transport=self._transport,
             follow_redirects=False,
         )
+
+    @property
+    def report_timeout(self) -> float:
+        """Real seconds a reporting call may wait for its answer: the timeout, never below the floor."""
+        return max(self.timeout, REPORT_READ_TIMEOUT_FLOOR_SECONDS / self.time_scale)
+
+    def task_ledger(self, key: str) -> TaskLedger:
+        """The attempt ledger of one task instance (``key`` stable across its tries), in the limiter store."""
+        return self._pacer.ledger(key)
+
+    @contextmanager
+    def charging(self, ledger: AttemptLedger | None) -> Iterator[None]:
+        """Count unanswered reporting calls made inside the block against ``ledger`` (one chunk).
+
+        Without a ledger only the per-try bound applies (one retry of an unanswered reporting call).
+        """
+        previous, self.ledger = self.ledger, ledger
+        try:
+            yield
+        finally:
+            self.ledger = previous
+
+    def redact(self, text: str) -> str:
+        """``text`` with the API key replaced by ``***`` (for anything stored or logged by callers)."""
+        return self._scrub(text)
 
     def close(self) -> None:
         if "http" in self.__dict__:
@@ -272,23 +361,35 @@ class KlaviyoClient:
         bucket: str,
         limit: RateLimit,
         endpoint: str,
+        tally: _Tally,
     ) -> httpx.Response:
         """One logical request: pace, send, and wait out 429s (which are not failed attempts)."""
         throttled_wait = 0.0
         http = self.http  # built before taking a slot: the slot's timestamp must be close to the send
         headers = {"content-type": JSONAPI} if json_body is not None else None
+        reporting = bucket == REPORTING_BUCKET
+        timeout: Any = httpx.USE_CLIENT_DEFAULT
+        if reporting:
+            timeout = httpx.Timeout(self.timeout, connect=min(self.timeout, 10.0), read=self.report_timeout)
+        tally.attempts += 1
         for _ in range(MAX_CONSECUTIVE_429 + 1):
             self.diagnostics.record_wait(self._pacer.acquire(bucket, limit, self.max_wait_seconds))
             started = time.monotonic()
             try:
-                response = http.request(method, path, params=params, json=json_body, headers=headers)
+                response = http.request(
+                    method, path, params=params, json=json_body, headers=headers, timeout=timeout
+                )
             except httpx.TransportError as exc:
-                self.diagnostics.record_call(endpoint, reporting=bucket == REPORTING_BUCKET)
                 elapsed = time.monotonic() - started
+                not_sent = isinstance(exc, _NOT_SENT)
+                self.diagnostics.record_call(endpoint, reporting=reporting and not not_sent)
                 log.info("Klaviyo %s -> %s after %.2fs", endpoint, type(exc).__name__, elapsed)
-                raise _Transient(endpoint, type(exc).__name__) from None
+                if reporting and not not_sent:
+                    self._charge_unanswered(tally, endpoint, type(exc).__name__)
+                connect = _connect_reason(exc) if not_sent else None
+                raise _Transient(endpoint, type(exc).__name__, connect=connect) from None
             elapsed = time.monotonic() - started
-            self.diagnostics.record_call(endpoint, reporting=bucket == REPORTING_BUCKET)
+            self.diagnostics.record_call(endpoint, reporting=reporting)
             log.info("Klaviyo %s -> %s in %.2fs", endpoint, response.status_code, elapsed)
             status = response.status_code
             if status == 429:
@@ -302,6 +403,8 @@ class KlaviyoClient:
                 continue
             self._adapt_to_headers(response, bucket)
             if status >= 500:
+                if reporting:
+                    self._charge_unanswered(tally, endpoint, f"HTTP {status}")
                 raise _Transient(endpoint, f"HTTP {status}", status)
             if status >= 400:
                 self._raise_for_client_error(response, method, endpoint)
@@ -313,6 +416,34 @@ class KlaviyoClient:
             return response
         raise KlaviyoRateLimitExceeded(
             time.time() + self._server_wait_seconds(response), bucket, wait_seconds=throttled_wait
+        )
+
+    def _charge_unanswered(self, tally: _Tally, endpoint: str, reason: str) -> None:
+        """A reporting call that may have reached Klaviyo got no usable answer: it may have cost quota."""
+        self.diagnostics.record_unanswered()
+        total = tally.charge()
+        log.warning(
+            "Klaviyo %s gave no usable answer (%s) but may have counted against the %d/day reporting quota "
+            "(%d unanswered for this chunk; at most %d)",
+            endpoint, reason, REPORTING_DAILY_QUOTA, total, REPORT_UNANSWERED_PER_CHUNK,
+        )
+
+    def _quota_advice(self, reason: str | None, then: str = ", then clear the task") -> str:
+        if reason is None or "Timeout" in reason:
+            return (
+                f"raise the {self.conn_id} connection's extra.timeout (reporting calls now wait "
+                f"{self.report_timeout:g} s) or retry when Klaviyo answers faster{then}"
+            )
+        return f"Klaviyo may be degraded: retry later{then}"
+
+    def _quota_guard(self, endpoint: str, spent: int, reason: str | None) -> KlaviyoReportQuotaGuard:
+        why = f"went unanswered ({reason})" if reason else "went unanswered in earlier tries"
+        return KlaviyoReportQuotaGuard(
+            f"Klaviyo {endpoint} {why} and flowsync stops retrying it: it has spent {spent} reporting quota "
+            f"calls on this chunk over all task tries (of Klaviyo's {REPORTING_DAILY_QUOTA}/day); "
+            f"{self._quota_advice(reason)}.",
+            spent=spent,
+            endpoint=endpoint,
         )
 
     def _log_retry(self, state: RetryCallState) -> None:
@@ -333,8 +464,14 @@ class KlaviyoClient:
         method = method.upper()
         bucket, limit = self.limit_for(method, path)
         endpoint = self.endpoint_name(method, path)
+        reporting = bucket == REPORTING_BUCKET
+        tally = _Tally(self.ledger if reporting else None)
+        if reporting and tally.ledger is not None:
+            spent = tally.ledger.spent()
+            if spent >= REPORT_UNANSWERED_PER_CHUNK:  # earlier tries used the chunk's allowance: send nothing
+                raise self._quota_guard(endpoint, spent, None)
         retrying = Retrying(
-            stop=stop_after_attempt(self.max_attempts),
+            stop=stop_any(stop_after_attempt(self.max_attempts), tally.stop),
             wait=wait_exponential_jitter(
                 multiplier=BACKOFF_BASE_SECONDS / self.time_scale,
                 max=BACKOFF_MAX_SECONDS / self.time_scale,
@@ -345,14 +482,39 @@ class KlaviyoClient:
             reraise=True,
         )
         try:
-            return retrying(self._send_paced, method, path, params, json_body, bucket, limit, endpoint)
+            return retrying(self._send_paced, method, path, params, json_body, bucket, limit, endpoint, tally)
         except _Transient as exc:
-            raise KlaviyoServerError(
-                f"Klaviyo {endpoint} kept failing ({exc.reason}) after {self.max_attempts} attempts; "
-                "Klaviyo may be degraded, retry later",
+            raise self._give_up(exc, tally, endpoint) from None
+
+    def _give_up(self, exc: _Transient, tally: _Tally, endpoint: str) -> KlaviyoError:
+        """The error for a request the retry policy stopped retrying, by what stopped it."""
+        if tally.ledger is not None and tally.chunk_total >= REPORT_UNANSWERED_PER_CHUNK:
+            return self._quota_guard(endpoint, tally.chunk_total, exc.reason)
+        if tally.unanswered >= REPORT_UNANSWERED_PER_TRY:
+            return KlaviyoServerError(
+                f"Klaviyo {endpoint} went unanswered ({exc.reason}) {tally.unanswered} times in this try; each "
+                f"may have counted against the {REPORTING_DAILY_QUOTA}/day reporting quota, so this try stops "
+                f"({tally.chunk_total} of at most {REPORT_UNANSWERED_PER_CHUNK} for this chunk over all task "
+                f"tries); {self._quota_advice(exc.reason, then='')}",
                 status=exc.status,
-                attempts=self.max_attempts,
-            ) from None
+                attempts=tally.attempts,
+            )
+        if exc.connect:
+            url = httpx.URL(self.base_url)
+            port = url.port or (443 if url.scheme == "https" else 80)
+            return KlaviyoServerError(
+                self._scrub(
+                    f"Could not connect to {url.host}:{port} ({exc.connect}) after {tally.attempts} attempts: "
+                    f"check the {self.conn_id} connection's host"
+                ),
+                attempts=tally.attempts,
+            )
+        return KlaviyoServerError(
+            f"Klaviyo {endpoint} kept failing ({exc.reason}) after {tally.attempts} attempts; "
+            "Klaviyo may be degraded, retry later",
+            status=exc.status,
+            attempts=tally.attempts,
+        )
 
     def request_json(self, method: str, path: str, *, params: Any = None, json_body: Any = None) -> dict:
         """Send one request through pacing/retries and return the decoded JSON:API document."""

@@ -1,4 +1,9 @@
-"""Per-client counters that every sync summary surfaces (calls, retries, 429s, waits, pages)."""
+"""Per-client counters that every sync summary surfaces (calls, retries, 429s, waits, pages).
+
+``reporting_calls`` counts calls that reached Klaviyo's reporting endpoints (the 225/day quota),
+answered or not; ``reporting_unanswered`` those of them that gave no usable answer (read timeout,
+dropped answer, 5xx) yet may have been counted. A refused connection reached nothing: not counted.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +20,7 @@ class Diagnostics:
         self.calls: Counter[str] = Counter()
         self.pages: Counter[str] = Counter()
         self.reporting_calls = 0
+        self.reporting_unanswered = 0
         self.retries = 0
         self.http_429 = 0
         self.seconds_waited = 0.0
@@ -24,6 +30,10 @@ class Diagnostics:
             self.calls[endpoint] += 1
             if reporting:
                 self.reporting_calls += 1
+
+    def record_unanswered(self) -> None:
+        with self._lock:
+            self.reporting_unanswered += 1
 
     def record_page(self, endpoint: str) -> None:
         with self._lock:
@@ -47,6 +57,7 @@ class Diagnostics:
             return {
                 "calls": dict(sorted(self.calls.items())),
                 "reporting_calls": self.reporting_calls,
+                "reporting_unanswered": self.reporting_unanswered,
                 "retries": self.retries,
                 "http_429": self.http_429,
                 "seconds_waited": round(self.seconds_waited, 3),
@@ -58,7 +69,8 @@ class Diagnostics:
         """Sum several ``to_dict()`` results (e.g. from mapped tasks) into one (``core.summary`` does the sum)."""
         from flowsync_provider.core.summary import merge_diagnostics
 
-        zero = {"calls": {}, "reporting_calls": 0, "retries": 0, "http_429": 0, "seconds_waited": 0.0, "pages": {}}
+        zero = {"calls": {}, "reporting_calls": 0, "reporting_unanswered": 0, "retries": 0, "http_429": 0,
+                "seconds_waited": 0.0, "pages": {}}
         data = [p.to_dict() if isinstance(p, Diagnostics) else p for p in parts]
         merged = merge_diagnostics([zero, *data])
         merged["calls"] = dict(sorted(merged["calls"].items()))

@@ -53,6 +53,19 @@ class KlaviyoServerError(KlaviyoError):
         self.attempts = attempts
 
 
+class KlaviyoReportQuotaGuard(KlaviyoError):
+    """A chunk's reporting call went unanswered so often that retrying would only burn more quota.
+
+    Each unanswered call (read timeout, dropped answer, 5xx) may still have counted against Klaviyo's
+    225/day reporting quota. Never retried: the operator fails the task without Airflow retries.
+    """
+
+    def __init__(self, message: str, *, spent: int, endpoint: str) -> None:
+        super().__init__(message)
+        self.spent = spent
+        self.endpoint = endpoint
+
+
 class KlaviyoRateLimitExceeded(KlaviyoError):
     """The next allowed request is further away than ``max_wait_seconds``.
 

@@ -5,16 +5,22 @@ blow through Klaviyo's limits together. State therefore lives in a SQLite file (
 file lock) or Redis, keyed by account (a digest, never the key) and bucket. The counting and the
 wait math are pyrate-limiter's sliding-window log; this module only chooses rates and storage,
 and adds a persisted "paused until" per bucket for waits the server asks for (429 / Remaining 0).
+
+The same store keeps the attempt ledger (``TaskLedger``): per (run, task, map index, account) key,
+how many reporting calls of each chunk went unanswered (each may have cost one of the 225 daily
+reporting calls), and the diagnostics of the task's earlier tries. Airflow retries a task in a new
+process, so this state must outlive the process, exactly like the pacing state.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import sqlite3
 import threading
 import time
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from pyrate_limiter import AbstractBucket, InMemoryBucket, Rate, RateItem, RedisBucket, SQLiteBucket
 from pyrate_limiter.buckets.redis_bucket import LuaScript
@@ -29,6 +35,8 @@ from flowsync_provider.klaviyo.errors import KlaviyoConfigError, KlaviyoRateLimi
 WINDOW_MARGIN_RATIO = 0.05
 WINDOW_MARGIN_MS = 100
 LEAK_EVERY = 50
+# Ledger rows outlive any run (a history run deferred on the daily quota can span days), then go.
+LEDGER_TTL_SECONDS = 30 * 86400
 
 
 def pacing_rates(limit: RateLimit, time_scale: float) -> list[Rate]:
@@ -54,6 +62,10 @@ class _Store(Protocol):
     def lock(self) -> object: ...
     def paused_until_ms(self, name: str) -> int: ...
     def pause_until_ms(self, name: str, until_ms: int) -> None: ...
+    def ledger_count(self, key: str) -> int: ...
+    def ledger_add(self, key: str) -> int: ...
+    def ledger_append(self, key: str, entry: str) -> None: ...
+    def ledger_entries(self, key: str) -> list[str]: ...
     def close(self) -> None: ...
 
 
@@ -75,6 +87,16 @@ class _SQLiteStore:
             self._conn.execute(
                 "CREATE TABLE IF NOT EXISTS flowsync_pause (name TEXT PRIMARY KEY, until_ms INTEGER)"
             )
+            self._conn.execute(
+                "CREATE TABLE IF NOT EXISTS flowsync_ledger (key TEXT PRIMARY KEY, spent INTEGER, updated_ms INTEGER)"
+            )
+            self._conn.execute(
+                "CREATE TABLE IF NOT EXISTS flowsync_ledger_tries "
+                "(seq INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT, entry TEXT, created_ms INTEGER)"
+            )
+            expired = int((time.time() - LEDGER_TTL_SECONDS) * 1000)
+            self._conn.execute("DELETE FROM flowsync_ledger WHERE updated_ms < ?", (expired,))
+            self._conn.execute("DELETE FROM flowsync_ledger_tries WHERE created_ms < ?", (expired,))
             self._conn.commit()
 
     def lock(self) -> object:
@@ -102,6 +124,32 @@ class _SQLiteStore:
                 (name, until_ms),
             )
             self._conn.commit()
+
+    def ledger_count(self, key: str) -> int:
+        row = self._conn.execute("SELECT spent FROM flowsync_ledger WHERE key = ?", (key,)).fetchone()
+        return int(row[0]) if row else 0
+
+    def ledger_add(self, key: str) -> int:
+        with self._file_lock:
+            self._conn.execute(
+                "INSERT INTO flowsync_ledger (key, spent, updated_ms) VALUES (?, 1, ?) "
+                "ON CONFLICT(key) DO UPDATE SET spent = spent + 1, updated_ms = excluded.updated_ms",
+                (key, int(time.time() * 1000)),
+            )
+            self._conn.commit()
+            return self.ledger_count(key)
+
+    def ledger_append(self, key: str, entry: str) -> None:
+        with self._file_lock:
+            self._conn.execute(
+                "INSERT INTO flowsync_ledger_tries (key, entry, created_ms) VALUES (?, ?, ?)",
+                (key, entry, int(time.time() * 1000)),
+            )
+            self._conn.commit()
+
+    def ledger_entries(self, key: str) -> list[str]:
+        rows = self._conn.execute("SELECT entry FROM flowsync_ledger_tries WHERE key = ? ORDER BY seq", (key,))
+        return [str(r[0]) for r in rows.fetchall()]
 
     def close(self) -> None:
         self._conn.close()
@@ -154,6 +202,28 @@ class _RedisStore:
         if until_ms > current:
             self._redis.set(key, until_ms, px=ttl)
 
+    def ledger_count(self, key: str) -> int:
+        raw = self._redis.get(self.PREFIX + "ledger:" + key)
+        return int(raw) if raw else 0
+
+    def ledger_add(self, key: str) -> int:
+        name = self.PREFIX + "ledger:" + key
+        pipe = self._redis.pipeline()
+        pipe.incr(name)
+        pipe.expire(name, LEDGER_TTL_SECONDS)
+        return int(pipe.execute()[0])
+
+    def ledger_append(self, key: str, entry: str) -> None:
+        name = self.PREFIX + "ledger-tries:" + key
+        pipe = self._redis.pipeline()
+        pipe.rpush(name, entry)
+        pipe.expire(name, LEDGER_TTL_SECONDS)
+        pipe.execute()
+
+    def ledger_entries(self, key: str) -> list[str]:
+        raw = self._redis.lrange(self.PREFIX + "ledger-tries:" + key, 0, -1)
+        return [r.decode() if isinstance(r, bytes) else str(r) for r in raw]
+
     def close(self) -> None:
         self._redis.close()
 
@@ -164,6 +234,8 @@ class _MemoryStore:
     def __init__(self) -> None:
         self._lock = threading.RLock()
         self._pauses: dict[str, int] = {}
+        self._spent: dict[str, int] = {}
+        self._tries: dict[str, list[str]] = {}
 
     def lock(self) -> object:
         return self._lock
@@ -176,6 +248,21 @@ class _MemoryStore:
 
     def pause_until_ms(self, name: str, until_ms: int) -> None:
         self._pauses[name] = max(until_ms, self._pauses.get(name, 0))
+
+    def ledger_count(self, key: str) -> int:
+        return self._spent.get(key, 0)
+
+    def ledger_add(self, key: str) -> int:
+        with self._lock:
+            self._spent[key] = self._spent.get(key, 0) + 1
+            return self._spent[key]
+
+    def ledger_append(self, key: str, entry: str) -> None:
+        with self._lock:
+            self._tries.setdefault(key, []).append(entry)
+
+    def ledger_entries(self, key: str) -> list[str]:
+        return list(self._tries.get(key, []))
 
     def close(self) -> None:
         self._pauses.clear()
@@ -264,6 +351,10 @@ class Pacer:
             time.sleep(wait)
             waited += wait
 
+    def ledger(self, key: str) -> TaskLedger:
+        """The attempt ledger of one task instance, in the same store as the pacing state."""
+        return TaskLedger(self, key)
+
     def pause(self, bucket: str, seconds: float) -> None:
         """Record a server-requested wait (real seconds) so every process honours it."""
         if seconds <= 0:
@@ -278,3 +369,53 @@ class Pacer:
                 self._store.close()
                 self._store = None
             self._buckets.clear()
+
+
+class AttemptLedger(Protocol):
+    """What the client consults before and after a reporting call that may have cost quota."""
+
+    def spent(self) -> int:
+        """Unanswered reporting calls recorded for this chunk so far (over all task tries)."""
+        ...
+
+    def spend(self) -> int:
+        """Record one more; returns the new total."""
+        ...
+
+
+class ChunkLedger:
+    """One chunk's count in the store (``AttemptLedger``)."""
+
+    def __init__(self, pacer: Pacer, key: str) -> None:
+        self._pacer = pacer  # the pacer (re)opens its store lazily: never hold a closed one
+        self.key = key
+
+    def spent(self) -> int:
+        return self._pacer.store.ledger_count(self.key)
+
+    def spend(self) -> int:
+        with self._pacer._lock:
+            return self._pacer.store.ledger_add(self.key)
+
+
+class TaskLedger:
+    """One task instance's ledger: per-chunk counts, and the diagnostics of its earlier tries.
+
+    ``key`` must be stable across the task's tries and unique per (dag, run, task, map index,
+    account): the operator builds it; this class only stores under it.
+    """
+
+    def __init__(self, pacer: Pacer, key: str) -> None:
+        self._pacer = pacer
+        self.key = key
+
+    def chunk(self, label: str = "") -> ChunkLedger:
+        return ChunkLedger(self._pacer, f"{self.key}/{label}")
+
+    def record_try(self, entry: dict[str, Any]) -> None:
+        """Persist one finished try's summary (JSON-able: diagnostics, outcome, error sentence)."""
+        with self._pacer._lock:
+            self._pacer.store.ledger_append(self.key, json.dumps(entry, sort_keys=True, default=str))
+
+    def earlier_tries(self) -> list[dict[str, Any]]:
+        return [json.loads(e) for e in self._pacer.store.ledger_entries(self.key)]

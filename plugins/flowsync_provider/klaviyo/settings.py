@@ -7,6 +7,7 @@ change would corrupt the CSVs, so only revisions this package was built and test
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from flowsync_provider.klaviyo.errors import KlaviyoConfigError
 SUPPORTED_REVISIONS: tuple[str, ...] = ("2026-07-15",)
 DEFAULT_REVISION = SUPPORTED_REVISIONS[0]
 DEFAULT_BASE_URL = "https://a.klaviyo.com"
+DEFAULT_TIMEOUT_SECONDS = 30.0
 
 
 def resolve_revision(value: str | None = None) -> str:
@@ -42,6 +44,28 @@ def resolve_time_scale(value: float | None = None) -> float:
     if scale <= 0:
         raise KlaviyoConfigError(f"FLOWSYNC_TIME_SCALE must be > 0, got {scale}")
     return scale
+
+
+def resolve_timeout(value: object, *, field: str = "KlaviyoClient timeout") -> float:
+    """HTTP timeout in seconds: unset/empty means the default; 0, negatives and non-numbers are refused.
+
+    ``field`` names where the value came from (e.g. ``Connection klaviyo_default extra.timeout``) so
+    the refusal says what to edit. 0 used to become 30 silently and -1 crashed inside httpx.
+    """
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return DEFAULT_TIMEOUT_SECONDS
+    seconds = math.nan
+    if not isinstance(value, bool):
+        try:
+            seconds = float(value)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            pass
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise KlaviyoConfigError(
+            f"{field} must be a number of seconds above 0, got {value!r}: set it to e.g. 60, or remove it "
+            f"to use the default {DEFAULT_TIMEOUT_SECONDS:g} s"
+        )
+    return seconds
 
 
 def flowsync_home() -> Path:

@@ -5,13 +5,20 @@ returns a JSON-able dict. When the client reports that the next allowed call is 
 ``defer_after_seconds`` (daily quota exhausted, a long Retry-After), the task defers to the triggerer
 with a trigger that only waits, and resumes by running ``work`` again: report tasks are one call
 each, so "again" is "where it stopped".
+
+Every try gets the task's attempt ledger (``KlaviyoClient.task_ledger``), keyed by dag, run, task, map
+index, account and clear generation: stable across Airflow's retries, fresh after a clear. The client
+charges unanswered reporting calls to it; the base class stores each try that fails or defers, with
+its client diagnostics, and merges those earlier tries into the result of the try that succeeds.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from functools import cached_property
 from typing import Any
 
@@ -25,13 +32,18 @@ from flowsync_provider.klaviyo import (
     KlaviyoClient,
     KlaviyoConfigError,
     KlaviyoRateLimitExceeded,
+    KlaviyoReportQuotaGuard,
     KlaviyoRequestError,
 )
+from flowsync_provider.klaviyo.diagnostics import Diagnostics
+from flowsync_provider.klaviyo.pacing import TaskLedger
 from flowsync_provider.triggers.ratelimit import KlaviyoRateLimitTrigger
 
-# Errors a retry cannot fix (bad params, gating, budgets, refused keys, 400s): fail now, spend no quota.
+# Errors a retry cannot fix (bad params, gating, budgets, refused keys, 400s, a chunk whose reporting
+# calls went unanswered too often): fail now, spend no (more) quota.
 # Transient ones (5xx after retries, storage/dashboard unavailable) keep Airflow's task retries.
-PERMANENT_KLAVIYO = (KlaviyoAuthError, KlaviyoConfigError, KlaviyoRequestError)
+PERMANENT_KLAVIYO = (KlaviyoAuthError, KlaviyoConfigError, KlaviyoRequestError, KlaviyoReportQuotaGuard)
+ERROR_TEXT_LIMIT = 500
 
 
 def is_permanent(exc: BaseException) -> bool:
@@ -103,24 +115,73 @@ class KlaviyoBaseOperator(BaseOperator):
         with fail_fast():
             return self._run(context)
 
+    @staticmethod
+    def ledger_key(context: Mapping[str, Any], account_key: str) -> str:
+        """Attempt-ledger key: the same for every try of this task instance, unique per account.
+
+        ``max_tries`` grows when the task is cleared, so a clear (after fixing the cause) starts a
+        fresh allowance while Airflow's automatic retries share one.
+        """
+        ti = context["ti"]
+        parts = [ti.dag_id, ti.run_id, ti.task_id, ti.map_index, getattr(ti, "max_tries", 0), account_key]
+        return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()[:32]
+
+    def chunk_ledger(self, client: KlaviyoClient, label: str) -> AbstractContextManager[None]:
+        """Charge the block's reporting calls to chunk ``label`` (tasks that run several chunks)."""
+        ledger = self._task_ledger
+        return client.charging(ledger.chunk(label) if ledger is not None else None)
+
+    _task_ledger: TaskLedger | None = None
+
     def _run(self, context: Mapping[str, Any]) -> Any:
         client = self.hook.get_client(max_wait_seconds=self.defer_after_seconds)
         try:
-            result = self.work(context, client)
-        except KlaviyoRateLimitExceeded as exc:
-            self.log.info(
-                "Klaviyo bucket %s is exhausted until %.0f; deferring instead of holding a worker slot.",
-                exc.bucket,
-                exc.retry_at,
-            )
-            self.defer(
-                trigger=KlaviyoRateLimitTrigger(retry_at=exc.retry_at, bucket=exc.bucket),
-                method_name="execute_complete",
-            )
+            ledger = self._task_ledger = client.task_ledger(self.ledger_key(context, client.account_key))
+            try:
+                with client.charging(ledger.chunk()):
+                    result = self.work(context, client)
+            except KlaviyoRateLimitExceeded as exc:
+                self._record_try(ledger, context, client, "deferred", exc)
+                self.log.info(
+                    "Klaviyo bucket %s is exhausted until %.0f; deferring instead of holding a worker slot.",
+                    exc.bucket,
+                    exc.retry_at,
+                )
+                self.defer(
+                    trigger=KlaviyoRateLimitTrigger(retry_at=exc.retry_at, bucket=exc.bucket),
+                    method_name="execute_complete",
+                )
+            except Exception as exc:
+                self._record_try(ledger, context, client, "failed", exc)
+                raise
+            diagnostics = self.try_diagnostics(client)
         finally:
             client.close()
-        result["diagnostics"] = {**result.get("diagnostics", {}), "client": client.diagnostics.to_dict()}
+        result["diagnostics"] = {**result.get("diagnostics", {}), "client": diagnostics}
         return self.finish(context, result)
+
+    def try_diagnostics(self, client: KlaviyoClient) -> dict[str, Any]:
+        """This try's client diagnostics plus those of the task's earlier (failed/deferred) tries.
+
+        Counters are summed, so the summary's reporting calls include quota spent by failed tries;
+        the tries themselves are listed under ``earlier_tries``.
+        """
+        diagnostics = client.diagnostics.to_dict()
+        earlier = self._task_ledger.earlier_tries() if self._task_ledger is not None else []
+        if not earlier:
+            return diagnostics
+        return {**Diagnostics.merge(diagnostics, *(e["client"] for e in earlier)), "earlier_tries": earlier}
+
+    def _record_try(self, ledger: TaskLedger, context: Mapping[str, Any], client: KlaviyoClient, outcome: str,
+                    exc: BaseException) -> None:
+        """Keep a try that did not finish (its calls may have cost quota) for the summary of the one that does."""
+        ti = context["ti"]
+        error = client.redact(f"{type(exc).__name__}: {exc}")[:ERROR_TEXT_LIMIT]
+        try:
+            ledger.record_try({"task": ti.task_id, "map_index": ti.map_index, "try": ti.try_number,
+                               "outcome": outcome, "error": error, "client": client.diagnostics.to_dict()})
+        except Exception:  # noqa: BLE001 - bookkeeping must never hide the task's real error
+            self.log.warning("Could not store this try's diagnostics in the limiter store", exc_info=True)
 
 
 class CatalogStepOperator(KlaviyoBaseOperator):

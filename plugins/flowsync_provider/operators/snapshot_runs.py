@@ -108,8 +108,11 @@ class SnapshotFlowsOperator(_PlannedOperator):
 
     def work(self, context: Mapping[str, Any], client: KlaviyoClient) -> dict[str, Any]:
         catalog = flow_sync.flow_catalog(client, self.plan["flows"])
-        reports = [flow_sync.flow_report(client, catalog, chunk) for chunk in self.plan["flows"]["chunks"]]
-        catalog["diagnostics"] = {"client": client.diagnostics.to_dict()}
+        reports = []
+        for chunk in self.plan["flows"]["chunks"]:  # one ledger count per chunk (kept across task tries)
+            with self.chunk_ledger(client, f"flows:{chunk['index']}"):
+                reports.append(flow_sync.flow_report(client, catalog, chunk))
+        catalog["diagnostics"] = {"client": self.try_diagnostics(client)}
         output = flow_sync.write_flow_output(self.plan["flows"], catalog, reports, _folder(context, self.plan, "flows"))
         return {**output, "active_messages": active_messages(catalog)}
 
@@ -120,8 +123,11 @@ class SnapshotCampaignsOperator(_PlannedOperator):
     def work(self, context: Mapping[str, Any], client: KlaviyoClient) -> dict[str, Any]:
         plan = self.plan["campaigns"]
         catalog = campaign_sync.campaign_catalog(client, plan)
-        reports = [campaign_sync.campaign_report(client, catalog, chunk) for chunk in plan["chunks"]]
-        catalog["diagnostics"] = {"client": client.diagnostics.to_dict()}
+        reports = []
+        for chunk in plan["chunks"]:  # one ledger count per chunk (kept across task tries)
+            with self.chunk_ledger(client, f"campaigns:{chunk['index']}"):
+                reports.append(campaign_sync.campaign_report(client, catalog, chunk))
+        catalog["diagnostics"] = {"client": self.try_diagnostics(client)}
         output = campaign_sync.write_campaign_output(plan, catalog, reports, _folder(context, self.plan, "campaigns"))
         return {**output, "active_messages": active_messages(catalog)}
 

@@ -1,4 +1,5 @@
-"""CLI: ``python -m flowsync_provider.sandbox --port P --seed N [--time-scale S] [--fault-rate F] [--profiles N]``.
+"""CLI: ``python -m flowsync_provider.sandbox --port P --seed N [--time-scale S] [--fault-rate F] [--profiles N]
+[--report-delay SECONDS]``.
 
 Prints ``FLOWSYNC_SANDBOX_URL=http://127.0.0.1:P`` (flushed) once the server accepts connections,
 then serves until SIGINT/SIGTERM. Keys are available from ``GET /__sandbox__/info``.
@@ -28,6 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--report-page-size", type=int, default=500)
     p.add_argument("--formula-names", action="store_true",
                    help="name one flow, campaign and profile like spreadsheet formulas (CSV injection demos)")
+    p.add_argument("--report-delay", type=float, default=0.0,
+                   help="hold every served reporting answer back this many Klaviyo seconds (divided by the time scale)")
     return p
 
 
@@ -35,7 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     srv = SandboxServer(args.seed, time_scale=args.time_scale, fault_rate=args.fault_rate, profiles=args.profiles,
                         today=args.today, host=args.host, port=args.port, date_times_utc=args.date_times_utc,
-                        report_page_size=args.report_page_size, formula_names=args.formula_names).start()
+                        report_page_size=args.report_page_size, formula_names=args.formula_names,
+                        report_delay=args.report_delay).start()
     stop = threading.Event()
 
     def _stop(_sig: int, _frame: object) -> None:

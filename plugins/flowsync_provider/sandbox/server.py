@@ -177,7 +177,7 @@ class SandboxApp:
 
     def __init__(self, account: SandboxAccount, *, base_url: str, api_key: str, readonly_key: str,
                  time_scale: float, fault_rate: float, date_times_utc: bool, report_page_size: int,
-                 enforce_limits: bool) -> None:
+                 enforce_limits: bool, report_delay: float = 0.0, report_delay_count: int = 0) -> None:
         self.account = account
         self.base_url = base_url
         self.keys = {api_key: ("full", ALL_SCOPES), readonly_key: ("readonly", READONLY_SCOPES)}
@@ -185,15 +185,17 @@ class SandboxApp:
         self.date_times_utc = date_times_utc
         self.report_page_size = report_page_size
         self.limiter = RateLimiter(time_scale, enabled=enforce_limits)
-        self.faults = FaultInjector(account.seed, fault_rate)
+        self.faults = FaultInjector(account.seed, fault_rate, report_delay=report_delay,
+                                    report_delay_count=report_delay_count, time_scale=time_scale)
         self.log: list[dict] = []
         self.log_lock = threading.Lock()
 
     # ---- bookkeeping --------------------------------------------------------------------------
     def record(self, req: Request, operation: str | None, bucket: str | None, status: int | None,
-               fault: str | None) -> None:
+               fault: str | None, delay: float = 0.0) -> None:
         entry = {"t": time.monotonic(), "wall": time.time(), "method": req.method, "path": req.path,
-                 "operation": operation, "bucket": bucket, "status": status, "fault": fault, "key": req.key_id}
+                 "operation": operation, "bucket": bucket, "status": status, "fault": fault, "key": req.key_id,
+                 "delay": delay}
         with self.log_lock:
             self.log.append(entry)
 
@@ -1186,7 +1188,15 @@ class _Handler(BaseHTTPRequestHandler):
         except Exception:  # noqa: BLE001 - a sandbox bug must still answer like a server
             status = 500
             doc = ApiError(500, "error", "A server error occurred.", "Internal sandbox error.").document()
-        app.record(req, operation, bucket, status, fault_kind)
+        delay = app.faults.answer_delay(bucket) if status == 200 else 0.0
+        app.record(req, operation, bucket, status, fault_kind, delay)  # served and counted before the wait
+        if delay:
+            time.sleep(delay)
+            try:
+                self._send(status, doc, headers)
+            except OSError:  # the client gave up (timed out) while the answer was held back
+                self.close_connection = True
+            return
         self._send(status, doc, headers)
 
 
@@ -1201,7 +1211,8 @@ class SandboxServer:
     def __init__(self, seed: int = 7, *, time_scale: float = 1.0, fault_rate: float = 0.0, profiles: int = 2000,
                  today: date | None = None, host: str = "127.0.0.1", port: int = 0, date_times_utc: bool = False,
                  report_page_size: int = 500, enforce_limits: bool = True, api_key: str | None = None,
-                 readonly_key: str | None = None, formula_names: bool = False) -> None:
+                 readonly_key: str | None = None, formula_names: bool = False, report_delay: float = 0.0,
+                 report_delay_count: int = 0) -> None:
         if time_scale <= 0:
             raise ValueError("time_scale must be > 0")
         self.seed = seed
@@ -1213,7 +1224,8 @@ class SandboxServer:
         self.api_key = api_key or f"pk_sandbox_{digest[:24]}"
         self.readonly_key = readonly_key or f"pk_sandbox_ro_{digest[24:48]}"
         self._opts = {"date_times_utc": date_times_utc, "report_page_size": report_page_size,
-                      "enforce_limits": enforce_limits}
+                      "enforce_limits": enforce_limits, "report_delay": float(report_delay),
+                      "report_delay_count": int(report_delay_count)}
         self._httpd: _Server | None = None
         self._thread: threading.Thread | None = None
         self.app: SandboxApp | None = None
@@ -1265,7 +1277,7 @@ class SandboxServer:
                 "timezone": TIMEZONE, "today": self.account.today.isoformat() if self.account.today else None,
                 "time_scale": self.time_scale, "fault_rate": self.fault_rate, "profiles": self.account.n_profiles,
                 "account_id": self.account.account_id, "revision": REVISION,
-                "date_times_utc": self._opts["date_times_utc"],
+                "date_times_utc": self._opts["date_times_utc"], "report_delay": self._opts["report_delay"],
                 "conversion_metric_id": self.account.placed_order_metric.id,
                 "url": self.url if self._httpd else None}
 
