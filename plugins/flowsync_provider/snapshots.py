@@ -32,6 +32,8 @@ class SnapshotError(FlowsyncError):
 class SnapshotNotFound(SnapshotError, LookupError):
     """No snapshot with that id."""
 
+    retryable = True  # as before: the row may not be visible yet
+
 
 def schema_sql() -> str:
     """The DDL of the contract (``CREATE TABLE IF NOT EXISTS snapshots ...``)."""

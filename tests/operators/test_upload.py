@@ -195,8 +195,10 @@ def test_range_output_is_never_uploaded(supabase, tmp_path) -> None:
 def test_staging_bucket_comes_from_its_env_var(supabase, tmp_path, monkeypatch) -> None:
     files = {"flows.csv": str(flows_csv(tmp_path / "flows.csv"))}
     op = UploadOperator(task_id="upload", files=files, upload_id="u-stage", bucket_env="staging")
-    with pytest.raises(StorageConfigError, match="set FLOW_STAGING_BUCKET"):
+    # a configuration error: no task retry can fix it, so it fails fast (issue 10's one error policy)
+    with pytest.raises(AirflowFailException, match="set FLOW_STAGING_BUCKET") as err:
         op.execute(context())
+    assert isinstance(err.value.__cause__, StorageConfigError)
     monkeypatch.setenv("FLOW_STAGING_BUCKET", "flow-staging")
     assert op.execute(context())["objects"] == {"flows.csv": "flow-staging/u-stage/flows.csv"}
     monkeypatch.delenv("DATA_INGEST_BUCKET")
@@ -210,8 +212,9 @@ def test_rejected_service_key_fails_with_the_runbook_hint(monkeypatch, server, t
                        json.dumps({"conn_type": "supabase", "host": server.url, "password": "sb_wrong_key_000"}))
     files = {"flows.csv": str(flows_csv(tmp_path / "flows.csv"))}
     op = UploadOperator(task_id="upload", files=files, upload_id="u-auth", bucket="ingest")
-    with pytest.raises(StorageAuthError, match="verify Supabase envs and staging bucket permissions") as err:
+    with pytest.raises(AirflowFailException, match="verify Supabase envs and staging bucket permissions") as err:
         op.execute(context())
+    assert isinstance(err.value.__cause__, StorageAuthError)
     assert "sb_wrong_key_000" not in str(err.value)
 
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from flowsync_provider.errors import FlowsyncError
 
-class FlowsyncError(Exception):
-    """Base for every error flowsync raises on purpose (the message is safe to show: no secrets, no PII)."""
+__all__ = ["FlowsyncError", "ParamError", "RowBudgetExceeded"]
 
 
 class ParamError(FlowsyncError, ValueError):

@@ -69,6 +69,8 @@ class DashboardRequestError(DashboardError):
 class DashboardServerError(DashboardError):
     """5xx or no connection, after the retries."""
 
+    retryable = True
+
 
 def _window_dict(window: Any) -> dict[str, str]:
     """Accept ``{"start","end"}``, an object with ``to_dict()``/``start``+``end``, or a 2-tuple."""

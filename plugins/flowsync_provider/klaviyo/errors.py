@@ -7,8 +7,10 @@ None of them ever contains the API key or a response body (bodies hold PII); Kla
 
 from __future__ import annotations
 
+from flowsync_provider.errors import FlowsyncError
 
-class KlaviyoError(Exception):
+
+class KlaviyoError(FlowsyncError):
     """Base class of everything the client raises on purpose."""
 
 
@@ -47,6 +49,8 @@ class KlaviyoRequestError(KlaviyoError):
 class KlaviyoServerError(KlaviyoError):
     """5xx, timeouts or connection failures that outlived every retry attempt."""
 
+    retryable = True  # Klaviyo may be back by the next task try
+
     def __init__(self, message: str, *, status: int | None = None, attempts: int = 0) -> None:
         super().__init__(message)
         self.status = status
@@ -72,6 +76,8 @@ class KlaviyoRateLimitExceeded(KlaviyoError):
     Raised instead of blocking so an Airflow operator can defer until ``retry_at`` (epoch seconds)
     rather than hold a worker slot asleep.
     """
+
+    retryable = True  # the wait ends by itself
 
     def __init__(self, retry_at: float, bucket: str, *, wait_seconds: float | None = None) -> None:
         self.retry_at = float(retry_at)

@@ -14,8 +14,9 @@ from airflow.sdk import BaseOperator
 from flowsync_provider.core.params import SyncRequest, validate_request
 from flowsync_provider.core.summary import run_folder
 from flowsync_provider.core.workdir import sweep_dead_workdirs
+from flowsync_provider.errors import fail_fast
 from flowsync_provider.klaviyo import KlaviyoClient
-from flowsync_provider.operators.base import KlaviyoBaseOperator, fail_fast
+from flowsync_provider.operators.base import KlaviyoBaseOperator
 from flowsync_provider.operators.plan import run_instant
 from flowsync_provider.syncs import audience as audience_sync
 

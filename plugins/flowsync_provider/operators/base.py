@@ -17,55 +17,24 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from functools import cached_property
 from typing import Any
 
 from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowFailException
 
-from flowsync_provider.core.errors import FlowsyncError
 from flowsync_provider.core.params import require_klaviyo_enabled
+from flowsync_provider.errors import fail_fast
 from flowsync_provider.klaviyo import (
-    KlaviyoAuthError,
     KlaviyoClient,
-    KlaviyoConfigError,
     KlaviyoRateLimitExceeded,
-    KlaviyoReportQuotaGuard,
-    KlaviyoRequestError,
 )
 from flowsync_provider.klaviyo.diagnostics import Diagnostics
 from flowsync_provider.klaviyo.pacing import TaskLedger
 from flowsync_provider.triggers.ratelimit import KlaviyoRateLimitTrigger
 
-# Errors a retry cannot fix (bad params, gating, budgets, refused keys, 400s, a chunk whose reporting
-# calls went unanswered too often): fail now, spend no (more) quota.
-# Transient ones (5xx after retries, storage/dashboard unavailable) keep Airflow's task retries.
-PERMANENT_KLAVIYO = (KlaviyoAuthError, KlaviyoConfigError, KlaviyoRequestError, KlaviyoReportQuotaGuard)
 ERROR_TEXT_LIMIT = 500
-
-
-def is_permanent(exc: BaseException) -> bool:
-    if isinstance(exc, PERMANENT_KLAVIYO):
-        return True
-    if not isinstance(exc, FlowsyncError):
-        return False
-    name = type(exc).__name__
-    return not any(word in name for word in ("Unavailable", "ServerError", "NotFound"))
-
-
-@contextmanager
-def fail_fast() -> Iterator[None]:
-    """Turn permanent errors into AirflowFailException (no retries); let transient ones retry."""
-    try:
-        yield
-    except AirflowFailException:
-        raise
-    except Exception as exc:
-        if is_permanent(exc):
-            raise AirflowFailException(str(exc)) from exc
-        raise
 
 DEFAULT_DEFER_AFTER = float(os.environ.get("FLOWSYNC_DEFER_AFTER_SECONDS", "120"))
 

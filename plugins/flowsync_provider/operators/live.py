@@ -7,10 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowFailException
 
 from flowsync_provider.core.uploads import active_messages
-from flowsync_provider.operators.base import is_permanent
+from flowsync_provider.errors import fail_fast
 from flowsync_provider.operators.upload import upload_sync_output
 from flowsync_provider.syncs.audience import cleanup_run_folder
 
@@ -40,16 +39,12 @@ class SyncUploadOperator(BaseOperator):
             return {"mode": "dry-run", "uploaded": False}
         account_id = request.get("accountId") or (self.plan.get("account") or {}).get("id")
         expected = active_messages(self.catalog) if self.catalog else 0
-        try:
+        with fail_fast():
             result = upload_sync_output(
                 self.result, context, account_id=account_id, upload_id=request.get("uploadId"),
                 supabase_conn_id=self.supabase_conn_id, bucket_env="staging",
                 catalog_active_messages=expected, allow_empty=bool(request.get("allowEmpty")), log=self.log,
             )
-        except Exception as exc:
-            if is_permanent(exc):
-                raise AirflowFailException(str(exc)) from exc
-            raise
         data = Path(self.result["files"]["data"])
         if data.name == "subscribers.csv":
             cleanup_run_folder(data.parent)  # PII: drop the local copy once it is safely uploaded

@@ -15,8 +15,9 @@ from airflow.sdk import BaseOperator
 from flowsync_provider.core.summary import run_folder
 from flowsync_provider.core.uploads import active_messages
 from flowsync_provider.core.workdir import sweep_dead_workdirs
+from flowsync_provider.errors import fail_fast
 from flowsync_provider.klaviyo import KlaviyoClient
-from flowsync_provider.operators.base import KlaviyoBaseOperator, fail_fast
+from flowsync_provider.operators.base import KlaviyoBaseOperator
 from flowsync_provider.operators.plan import run_instant
 from flowsync_provider.operators.snapshot import CreateSnapshotOperator, ProcessSnapshotOperator
 from flowsync_provider.operators.upload import UploadOperator, check_live_ready

@@ -24,12 +24,11 @@ from pathlib import Path
 from typing import Any
 
 from airflow.sdk import BaseHook, BaseOperator
-from airflow.sdk.exceptions import AirflowFailException, AirflowNotFoundException
+from airflow.sdk.exceptions import AirflowNotFoundException
 
 from flowsync_provider.core.errors import ParamError
 from flowsync_provider.core.summary import flowsync_home
 from flowsync_provider.core.uploads import (
-    UploadRefused,
     active_messages,
     check_upload_id,
     check_uploadable,
@@ -39,6 +38,7 @@ from flowsync_provider.core.uploads import (
     object_paths,
     require_live_ready,
 )
+from flowsync_provider.errors import fail_fast
 from flowsync_provider.storage import (
     LocalStorage,
     ObjectNotFound,
@@ -375,10 +375,8 @@ class UploadOperator(BaseOperator):
         account = None if self.account_id in (None, "", "None") else str(self.account_id)
         storage, chosen = resolve_storage(self.supabase_conn_id, self.backend, log=self.log)
         try:
-            result = self._upload(storage, chosen, files, account, context)
-        except (UploadRefused, ParamError) as exc:
-            # Deterministic: a retry would read the same files and refuse the same way.
-            raise AirflowFailException(str(exc)) from exc
+            with fail_fast():  # a refusal or a missing bucket fails the same way on every try
+                result = self._upload(storage, chosen, files, account, context)
         finally:
             close = getattr(storage, "close", None)
             if callable(close):

@@ -49,6 +49,8 @@ class BucketNotFound(StorageError):
 class ObjectNotFound(StorageError):
     """The object does not exist in an existing bucket."""
 
+    retryable = True  # as before: a read-after-write may not see the object yet
+
 
 class ObjectExists(StorageError):
     """An upload without upsert hit an existing object (HTTP 409 Duplicate)."""
@@ -56,6 +58,8 @@ class ObjectExists(StorageError):
 
 class StorageUnavailable(StorageError):
     """The storage service could not be reached or answered 5xx after retries."""
+
+    retryable = True
 
 
 def normalize_key(path: str) -> str:
