@@ -7,9 +7,27 @@ from __future__ import annotations
 
 from airflow.sdk import Param
 
+from flowsync_provider.core.params import SECRET_KEYS
 from flowsync_provider.core.windows import TIMEFRAME_KEYS
 
 DATE_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
+SECRETS_SECTION = "Secrets: never here"
+
+
+def secret_params() -> dict[str, Param]:
+    """Every known secret name as a null-only param: Airflow refuses a trigger carrying one before storing the run.
+
+    Included in every DAG's params. The run's conf is stored in the metadata DB and shown in the UI, so the
+    schema is the only check that runs before the value is written (UI, CLI, REST and ``dags test``).
+    """
+    return {
+        name: Param(None, type="null", section=SECRETS_SECTION,
+                    description="Never pass secrets here: a run's conf is stored and shown in the UI, so a "
+                                "value is refused. Leave it empty; keys live in the Airflow connections "
+                                "(klaviyo_default, supabase_default, flowsync_dashboard) or the workers' "
+                                "environment.")
+        for name in SECRET_KEYS
+    }
 
 
 def _optional_date(description: str) -> Param:
@@ -40,6 +58,7 @@ def common_params() -> dict[str, Param]:
         "accountId": Param(None, type=["null", "string"], description="Dashboard account id (object paths)."),
         "uploadId": Param(None, type=["null", "string"], description="Object folder; derived when empty."),
         "allowEmpty": Param(False, type="boolean", description="Allow uploading an empty/all-zero file."),
+        **secret_params(),
     }
 
 
@@ -91,6 +110,7 @@ def audience_params() -> dict[str, Param]:
         "accountId": common["accountId"],
         "uploadId": common["uploadId"],
         "allowEmpty": common["allowEmpty"],
+        **secret_params(),
     }
 
 
@@ -111,6 +131,7 @@ def _snapshot_common() -> dict[str, Param]:
         "rowBudget": Param(1_000_000, type="integer", minimum=1),
         "uploadId": Param(None, type=["null", "string"],
                           description="Object folder; default derived from account + run (stable on retries)."),
+        **secret_params(),
     }
 
 
