@@ -64,6 +64,16 @@ def test_dags_test_refuses_a_secret_before_the_run_is_stored(run_dag, dag_id: st
     assert {(d, r) for d, r, _ in stored if d == dag_id} <= runs_before, "no new run of this DAG"
 
 
+def test_the_trigger_forms_nulls_for_the_secret_names_run(sandbox_factory, flowsync_env, run_dag) -> None:
+    """The UI sends every declared param, the secret names as null: the schema and the plan task accept that."""
+    from flowsync_provider.core.params import SECRET_KEYS
+
+    flowsync_env(sandbox_factory())
+    result = run_dag("klaviyo_flow_sync", {"days": 1, **dict.fromkeys(SECRET_KEYS)})
+    assert result.ok, result.output[-3000:]
+    assert result.tasks["plan"] == "success"
+
+
 # ------------------------------------------------------------------------------ a real api-server
 def shipped_sensitive_names() -> str:
     """[core] sensitive_var_conn_names as docker-compose.yaml ships it (the ${VAR:-default} default)."""
