@@ -7,6 +7,7 @@ export AIRFLOW_HOME := $(CURDIR)/.airflow
 export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
 export AIRFLOW__CORE__PLUGINS_FOLDER := $(CURDIR)/plugins
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
+export AIRFLOW__CORE__SENSITIVE_VAR_CONN_NAMES := klaviyo_api_key,klaviyoapikey,service_role_key,servicerolekey,servicekey,admin_job_secret,adminjobsecret,hash_key,hashkey
 export FLOWSYNC_HOME ?= $(CURDIR)/.flowsync
 
 .PHONY: venv airflow-setup demo test test-fast bench lint clean services

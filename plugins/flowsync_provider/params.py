@@ -7,10 +7,28 @@ from __future__ import annotations
 
 from airflow.sdk import Param
 
+from flowsync_provider.core.params import SECRET_KEYS
 from flowsync_provider.core.plan import NIGHTLY_ONE_CALL_MAX_LOOKBACK, SERIES_MAX_DAYS
 from flowsync_provider.core.windows import TIMEFRAME_KEYS
 
 DATE_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
+SECRETS_SECTION = "Secrets: never here"
+
+
+def secret_params() -> dict[str, Param]:
+    """Every known secret name as a null-only param: Airflow refuses a trigger carrying one before storing the run.
+
+    Included in every DAG's params. The run's conf is stored in the metadata DB and shown in the UI, so the
+    schema is the only check that runs before the value is written (UI, CLI, REST and ``dags test``).
+    """
+    return {
+        name: Param(None, type="null", section=SECRETS_SECTION,
+                    description="Never pass secrets here: a run's conf is stored and shown in the UI, so a "
+                                "value is refused. Leave it empty; keys live in the Airflow connections "
+                                "(klaviyo_default, supabase_default, flowsync_dashboard) or the workers' "
+                                "environment.")
+        for name in SECRET_KEYS
+    }
 
 
 def escape_formulas_param() -> Param:
@@ -50,6 +68,7 @@ def common_params() -> dict[str, Param]:
         "uploadId": Param(None, type=["null", "string"], description="Object folder; derived when empty."),
         "allowEmpty": Param(False, type="boolean", description="Allow uploading an empty/all-zero file."),
         "escapeFormulas": escape_formulas_param(),
+        **secret_params(),
     }
 
 
@@ -102,6 +121,7 @@ def audience_params() -> dict[str, Param]:
         "uploadId": common["uploadId"],
         "allowEmpty": common["allowEmpty"],
         "escapeFormulas": common["escapeFormulas"],
+        **secret_params(),
     }
 
 
@@ -124,6 +144,7 @@ def _snapshot_common() -> dict[str, Param]:
                           description="Object folder; default derived from account + run (stable on retries). "
                                       "With several accounts each uploads to <uploadId>-<account>."),
         "escapeFormulas": escape_formulas_param(),
+        **secret_params(),
     }
 
 

@@ -610,3 +610,57 @@ def test_deploy_readme_section_covers_the_commands() -> None:
                     "docker compose --profile sandbox up", "docker compose up -d --scale airflow-worker=3"):
         assert command in text, command
     assert "include_deferred" in text and "FLOWSYNC_LIMITER_URL" in text
+
+
+# ------------------------------------------------------------------------------ secret masking
+MASK_PROBE = """
+import json, sys
+from airflow._shared.secrets_masker import redact
+names = json.loads(sys.argv[1])
+# What the REST audit log does with a trigger body: redact(value, key) per top-level key ("conf").
+masked = redact({name: "canary-value-123" for name in names}, "conf")
+print(json.dumps({name: masked[name] == "***" for name in names}))
+"""
+
+
+def masked_by_airflow(names: list[str], sensitive: str | None, home: Path) -> dict[str, bool]:
+    """Which conf keys Airflow's own secrets masker hides, configured the way a container is (env)."""
+    env = airflow_env(home)
+    if sensitive is not None:
+        env["AIRFLOW__CORE__SENSITIVE_VAR_CONN_NAMES"] = sensitive
+    result = subprocess.run([sys.executable, "-c", MASK_PROBE, json.dumps(names)], env=env, capture_output=True,
+                            text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_airflow_masks_every_flowsync_secret_name(services: dict[str, dict[str, Any]], airflow_home: Path) -> None:
+    """[core] sensitive_var_conn_names ships the flowsync secret names in compose, .env.example and the Makefile.
+
+    Airflow lower-cases a key, turns non-word runs into '_' and looks for each configured name as a
+    substring (the configured names are not lower-cased: they must be written in lower case).
+    """
+    from flowsync_provider.core.params import SECRET_KEYS
+    from flowsync_provider.params import audience_params, flow_params, history_params, nightly_params
+
+    values = {interpolate_default(svc["environment"]["AIRFLOW__CORE__SENSITIVE_VAR_CONN_NAMES"])
+              for svc in airflow_services(services).values()}
+    assert len(values) == 1, "every Airflow service masks the same names"
+    shipped = values.pop()
+    assert parse_env_file(ENV_EXAMPLE)["AIRFLOW_SENSITIVE_VAR_CONN_NAMES"] == shipped
+    makefile = re.search(r"^export AIRFLOW__CORE__SENSITIVE_VAR_CONN_NAMES := (.*)$",
+                         (REPO / "Makefile").read_text(), re.M)
+    assert makefile and makefile.group(1).strip() == shipped
+    assert shipped == shipped.lower() and " " not in shipped
+
+    names = list(SECRET_KEYS)
+    with_setting = masked_by_airflow(names, shipped, airflow_home)
+    assert [n for n, hidden in with_setting.items() if not hidden] == []
+    # the setting is what masks these: Airflow's built-in names miss them
+    without = masked_by_airflow(names, None, airflow_home)
+    assert {"SUPABASE_SERVICE_ROLE_KEY", "supabaseServiceKey", "FLOWSYNC_HASH_KEY"} <= \
+        {n for n, hidden in without.items() if not hidden}
+    # and it is not so broad that ordinary params are masked in the audit log
+    ordinary = sorted({name for params in (flow_params(), audience_params(), nightly_params(), history_params())
+                       for name in params} - set(SECRET_KEYS))
+    assert not [n for n, hidden in masked_by_airflow(ordinary, shipped, airflow_home).items() if hidden]

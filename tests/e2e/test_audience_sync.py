@@ -177,7 +177,7 @@ def test_row_budget_breach_fails_before_the_file(sandbox, flowsync_env, run_dag)
     ("conf", "env", "message"),
     [
         ({}, {"KLAVIYO_ENABLE": "false"}, "Klaviyo disabled: set KLAVIYO_ENABLE=true"),
-        ({"api_key": "pk_secret_in_conf"}, {}, "api_key must not be passed in the run's conf"),
+        ({"private_api_key": "pk_secret_in_conf"}, {}, "private_api_key must not be passed in the run's conf"),
         ({"mode": "live"}, {"FLOWSYNC_STORAGE_BACKEND": "auto"}, "Live mode needs storage"),
         ({"updatedSince": "2025-01-01T00:00:00+00:00"}, {}, "updatedSince only applies to audienceMode=incremental"),
     ],

@@ -176,7 +176,7 @@ def test_row_budget_fails_before_any_report_call(sandbox, flowsync_env, run_dag)
     ("conf", "env", "message"),
     [
         ({}, {"KLAVIYO_ENABLE": "false"}, "Klaviyo disabled: set KLAVIYO_ENABLE=true"),
-        ({"klaviyoApiKey": "pk_secret_in_conf"}, {}, "klaviyoApiKey must not be passed in the run's conf"),
+        ({"apiToken": "pk_secret_in_conf"}, {}, "apiToken must not be passed in the run's conf"),
         ({"mode": "live"}, {"FLOWSYNC_STORAGE_BACKEND": "auto"}, "Live mode needs storage"),
         ({"limitFlows": 3}, {}, "limitFlows is not a parameter of this sync"),
     ],

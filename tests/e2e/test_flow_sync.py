@@ -201,7 +201,7 @@ def test_row_budget_fails_before_any_report_call(sandbox, flowsync_env, run_dag)
     ("conf", "env", "message"),
     [
         ({}, {"KLAVIYO_ENABLE": "false"}, "Klaviyo disabled: set KLAVIYO_ENABLE=true"),
-        ({"klaviyoApiKey": "pk_secret_in_conf"}, {}, "klaviyoApiKey must not be passed in the run's conf"),
+        ({"privateApiKey": "pk_secret_in_conf"}, {}, "privateApiKey must not be passed in the run's conf"),
         ({}, {"KLAVIYO_API_REVISION": "2024-06-15"}, "2026-07-15"),
         ({"start": "2025-09-05", "end": "2025-09-01"}, {}, "start (2025-09-05) is after end (2025-09-01)"),
         ({"start": "2025-02-30"}, {}, "start must be a real calendar date"),
@@ -215,7 +215,7 @@ def test_refusals_name_the_field_and_call_nothing(sandbox, flowsync_env, run_dag
     assert not result.ok
     assert result.tasks["plan"] == "failed"
     assert message in result.output
-    assert "pk_secret_in_conf" not in result.output.replace('"klaviyoApiKey": "pk_secret_in_conf"', "")
+    assert "pk_secret_in_conf" not in result.output.replace('"privateApiKey": "pk_secret_in_conf"', "")
     assert not [r for r in sandbox.requests() if r["bucket"] == "reporting"]
 
 

@@ -34,7 +34,19 @@ HARD_MAX_ENV = {
     "rowBudget": ("FLOWSYNC_MAX_ROW_BUDGET", 1_000_000),
 }
 
-SECRET_KEYS = ("klaviyoApiKey", "apiKey", "api_key", "klaviyo_api_key", "adminSecret", "x-admin-job-secret")
+# Every secret name a user might paste into a run's conf: the runbook's env names, their camelCase forms
+# and the dashboard header. Each DAG declares them as null-only params (flowsync_provider.params), so
+# Airflow refuses such a trigger before it stores the run; the plan tasks check them again.
+SECRET_KEYS = (
+    "klaviyoApiKey", "apiKey", "api_key", "klaviyo_api_key", "KLAVIYO_API_KEY",
+    "klaviyoApiKeyPrivate", "KLAVIYO_API_KEY_PRIVATE",
+    "supabaseServiceRoleKey", "serviceRoleKey", "supabaseServiceKey", "serviceKey", "SUPABASE_SERVICE_ROLE_KEY",
+    "adminJobSecret", "adminSecret", "ADMIN_JOB_SECRET", "x-admin-job-secret",
+    "flowsyncHashKey", "hashKey", "FLOWSYNC_HASH_KEY",
+)
+# Fragments of secret-looking names (lower case, letters and digits only), refused at plan time too.
+SECRET_NAME_FRAGMENTS = ("apikey", "secret", "token", "password", "passwd", "servicerole", "servicekey",
+                         "privatekey", "hashkey", "credential", "authorization", "bearer")
 DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
@@ -57,13 +69,38 @@ def hard_max(name: str, env: Mapping[str, str] | None = None) -> int:
         raise ParamError(f"{var} must be a whole number, got {env.get(var)!r}.") from exc
 
 
+def is_secret_name(key: str) -> bool:
+    """A declared secret name, or one that looks like a key, secret, token or password."""
+    flat = re.sub(r"[^a-z0-9]", "", str(key).lower())
+    return key in SECRET_KEYS or any(fragment in flat for fragment in SECRET_NAME_FRAGMENTS)
+
+
+def _secret_home(key: str) -> str:
+    flat = re.sub(r"[^a-z0-9]", "", str(key).lower())
+    if "servicerole" in flat or "servicekey" in flat:
+        return "put the Supabase service-role key in the supabase_default connection or SUPABASE_SERVICE_ROLE_KEY"
+    if "admin" in flat:
+        return "put the admin job secret in the flowsync_dashboard connection or ADMIN_JOB_SECRET"
+    if "hashkey" in flat:
+        return "put the hashing key in FLOWSYNC_HASH_KEY"
+    if "apikey" in flat or "klaviyo" in flat:
+        return "put the Klaviyo key in the klaviyo_default connection or KLAVIYO_API_KEY"
+    return "put it in an Airflow connection"
+
+
 def refuse_secrets(conf: Mapping[str, Any] | None) -> None:
-    """A run's conf is stored and shown in the UI: an API key there would leak, so refuse it."""
-    for key in conf or {}:
-        if key in SECRET_KEYS or "apikey" in key.lower().replace("_", "") or "secret" in key.lower():
+    """A run's conf is stored and shown in the UI: an API key there would leak, so refuse it.
+
+    The names in SECRET_KEYS are declared as null-only params, so the trigger form sends them as null:
+    a null there is not a secret. The message names the key, never the value.
+    """
+    for key, value in (conf or {}).items():
+        if key in SECRET_KEYS and value is None:
+            continue
+        if is_secret_name(key):
             raise ParamError(
                 f"{key} must not be passed in the run's conf (it is stored and shown in the UI): "
-                "put the Klaviyo key in the klaviyo_default connection or KLAVIYO_API_KEY instead."
+                f"{_secret_home(key)} instead."
             )
 
 
@@ -196,7 +233,7 @@ def validate_request(
     names = PARAM_NAMES[sync]
     refuse_secrets(conf)
     refuse_secrets(params)
-    unknown = sorted(set(conf or {}) - set(names))
+    unknown = sorted(set(conf or {}) - set(names) - set(SECRET_KEYS))  # declared null, checked above
     if unknown:
         raise ParamError(f"{unknown[0]} is not a parameter of this sync: use one of {', '.join(names)}.")
     p = {k: params.get(k) for k in names if params.get(k) is not None}

@@ -12,6 +12,7 @@ from typing import Any
 
 from airflow.sdk import BaseOperator
 
+from flowsync_provider.core.params import refuse_secrets
 from flowsync_provider.core.summary import run_folder
 from flowsync_provider.core.uploads import active_messages
 from flowsync_provider.core.workdir import sweep_dead_workdirs
@@ -77,6 +78,7 @@ class SnapshotPlanOperator(_AccountOperator):
         self.supabase_conn_id = supabase_conn_id
 
     def prepare(self, context: Mapping[str, Any]) -> None:
+        refuse_secrets(getattr(context.get("dag_run"), "conf", None))  # first: names the key, never the value
         sweep_dead_workdirs()  # PII left by killed runs, before anything else (dry-run too)
         self._use_connection(self.account.get("klaviyoConnId") or "klaviyo_default")
         # Each missing piece fails with its own message before anything is fetched.
