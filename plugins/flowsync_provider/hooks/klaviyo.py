@@ -2,7 +2,8 @@
 
 Connection fields: host = base URL (default ``https://a.klaviyo.com``; with or without scheme, a
 trailing ``/api`` is dropped), password = private API key. Extras: ``revision``, ``timeout``,
-``account_key`` (the limiter key shared by tasks of one account).
+``account_key`` (the limiter key shared by tasks of one account), ``time_scale`` (sandbox/testing only:
+the sandbox's time compression; 1 in production).
 
 Environment fallbacks, so ``make demo`` works with env only:
 - the key: ``KLAVIYO_API_KEY``, then ``KLAVIYO_API_KEY_PRIVATE``, when the connection has none;
@@ -31,6 +32,7 @@ from flowsync_provider.klaviyo import (
     normalize_base_url,
     resolve_revision,
 )
+from flowsync_provider.klaviyo.settings import resolve_time_scale
 
 __all__ = ["CONN_FIELDS", "KEY_ENVS", "KlaviyoConnectionSettings", "KlaviyoHook", "UI_FIELD_BEHAVIOUR"]
 
@@ -65,6 +67,11 @@ CONN_FIELDS: dict[str, Any] = {
         "description": "Key under which tasks share rate-limit state (default: a digest of the API key).",
         "schema": {"type": ["string", "null"]},
     },
+    "time_scale": {
+        "label": "Time scale",
+        "description": "Sandbox/testing only; 1 in production. Rate-limit windows and waits are divided by it.",
+        "schema": {"type": ["number", "null"], "default": 1},
+    },
 }
 
 
@@ -79,6 +86,7 @@ class KlaviyoConnectionSettings:
     account_key: str | None
     key_source: str
     url_source: str
+    time_scale: float = 1.0
 
 
 def _mask(secret: str) -> None:
@@ -197,6 +205,7 @@ class KlaviyoHook(BaseHook):
                 account_key=(extra.get("account_key") or None),
                 key_source=key_source,
                 url_source=f"connection {self.klaviyo_conn_id!r}" if conn.host else "default",
+                time_scale=resolve_time_scale(extra.get("time_scale")),
             )
         _mask(settings.api_key)
         return settings
@@ -209,6 +218,7 @@ class KlaviyoHook(BaseHook):
             "revision": settings.revision,
             "timeout": settings.timeout,
             "account_key": settings.account_key,
+            "time_scale": settings.time_scale,
             **self.client_kwargs,
             **overrides,
         }
