@@ -1,7 +1,8 @@
-# flowsync image: Apache Airflow 3.3.2 (Python 3.11) with this provider and the Celery provider.
-# Built by `docker compose build` (see docker-compose.yaml); the same image runs every Airflow
-# service and the Klaviyo sandbox (`flowsync-sandbox`).
-FROM apache/airflow:3.3.2-python3.11
+# flowsync images: Apache Airflow 3.3.2 (Python 3.11) with this provider and the Celery provider.
+# Built by `docker compose build` (see docker-compose.yaml), in two targets:
+#   airflow  every Airflow service: the provider only (what the wheel ships); also the default target
+#   sandbox  the `sandbox` profile's Klaviyo sandbox (`flowsync-sandbox`): airflow + the dev/ package
+FROM apache/airflow:3.3.2-python3.11 AS airflow
 
 # The package is built in place (setuptools writes build/ there), so its folder belongs to `airflow`.
 USER root
@@ -25,3 +26,14 @@ RUN pip install --no-cache-dir \
     && rm -rf build
 
 WORKDIR /opt/airflow
+
+# The sandbox profile: the dev package (Klaviyo sandbox, test servers; never in the airflow target).
+FROM airflow AS sandbox
+COPY --chown=airflow:0 dev/ /opt/flowsync/src/dev/
+WORKDIR /opt/flowsync/src/dev
+RUN pip install --no-cache-dir "apache-airflow==${AIRFLOW_VERSION}" . \
+    && rm -rf build
+WORKDIR /opt/airflow
+
+# `docker build .` without --target: the production image.
+FROM airflow

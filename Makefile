@@ -13,11 +13,12 @@ export FLOWSYNC_HOME ?= $(CURDIR)/.flowsync
 .PHONY: venv airflow-setup demo test test-fast bench lint clean services
 .PHONY: cluster-test backfill-test
 
-$(VENV)/.installed: pyproject.toml
+# The provider (with its dev extra) and dev/ (flowsync-dev: sandbox, test servers, harness; not shipped).
+$(VENV)/.installed: pyproject.toml dev/pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is required ($(PYTHON) not found)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e ".[dev]"
+	$(PY) -m pip install -q -e ".[dev]" -e dev/
 	touch $@
 
 venv: $(VENV)/.installed
@@ -55,7 +56,7 @@ bench: airflow-setup
 	$(PY) -m bench
 
 lint: venv
-	$(VENV)/bin/ruff check plugins dags tests bench scripts
+	$(VENV)/bin/ruff check plugins dev dags tests bench scripts
 
 clean:
 	rm -rf $(VENV) $(AIRFLOW_HOME) $(FLOWSYNC_HOME)

@@ -136,7 +136,7 @@ def run(url: str | None = None, api_key: str | None = None, time_scale: float | 
         result = measure(url, api_key or "", scale, workdir=workdir)
         results[f"{result['profiles']}_profiles"] = result
     else:
-        from flowsync_provider.sandbox import SandboxServer
+        from flowsync_dev.sandbox import SandboxServer
 
         for n in profiles or sizes_from_env():
             with SandboxServer(seed=7, time_scale=scale, profiles=n) as srv:

@@ -117,7 +117,7 @@ def run(url: str | None = None, api_key: str | None = None, time_scale: float | 
         windows: Sequence[int] = DEFAULT_WINDOWS, workdir: str | None = None) -> dict[str, Any]:
     """Measure against the given sandbox, or start one (seed 7) when ``url`` is None."""
     if url is None:
-        from flowsync_provider.sandbox import SandboxServer
+        from flowsync_dev.sandbox import SandboxServer
 
         scale = TIME_SCALE if time_scale is None else time_scale
         with SandboxServer(seed=7, time_scale=scale) as srv:

@@ -12,9 +12,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bench.common import TIME_SCALE, floor_seconds, table
+from flowsync_dev.sandbox import SandboxServer
 from flowsync_provider.core.params import validate_request
 from flowsync_provider.klaviyo import KlaviyoClient
-from flowsync_provider.sandbox import SandboxServer
 from flowsync_provider.syncs import flows as flow_sync
 from flowsync_provider.syncs.plan import make_plan
 

@@ -34,9 +34,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from airflow_procs import (  # noqa: E402
+from flowsync_dev.airflow_procs import (
     ROOT,
     Airflow,
     HarnessError,
@@ -188,7 +186,6 @@ def run_backfill(dag_id: str, from_date: date, to_date: date, *, dags_folder: Pa
         flowsync_env = {
             "AIRFLOW_CONN_KLAVIYO_DEFAULT": sandbox.connection_json(),
             "KLAVIYO_ENABLE": "true",
-            "FLOWSYNC_TIME_SCALE": str(time_scale),
             "FLOWSYNC_HOME": str(home / "flowsync"),
             "FLOWSYNC_LIMITER_URL": f"sqlite:///{home / 'limiter.db'}",
             "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",  # only the backfill creates runs

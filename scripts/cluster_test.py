@@ -36,9 +36,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from airflow_procs import (  # noqa: E402
+from flowsync_dev.airflow_procs import (
     AIRFLOW,
     ROOT,
     Airflow,
@@ -178,7 +176,7 @@ def reference_csvs(scenarios: list[Scenario], sandbox: Sandbox, work: Path) -> d
     ref = Airflow(home=work / "reference", group=ProcessGroup(work / "reference-logs"),
                   sql_alchemy_conn=f"sqlite:///{work / 'reference' / 'airflow.db'}", extra_env={
                       "AIRFLOW_CONN_KLAVIYO_DEFAULT": sandbox.connection_json(), "KLAVIYO_ENABLE": "true",
-                      "FLOWSYNC_TIME_SCALE": str(TIME_SCALE), "FLOWSYNC_HOME": str(work / "reference-flowsync"),
+                      "FLOWSYNC_HOME": str(work / "reference-flowsync"),
                       "FLOWSYNC_LIMITER_URL": f"sqlite:///{work / 'reference-limiter.db'}"})
     ref.home.mkdir(parents=True, exist_ok=True)
     ref.setup()
@@ -202,8 +200,8 @@ def start_workers(airflow: Airflow, group: ProcessGroup) -> None:
     for name in WORKERS:
         airflow.group.start(name, [AIRFLOW, "celery", "worker", "--concurrency", "2", "--celery-hostname",
                                    f"{name}@%h", "--skip-serve-logs", "--pid", str(airflow.home / f"{name}.pid")],
-                            airflow.env(FLOWSYNC_WORKER_NAME=name, PYTHONPATH=str(ROOT / "scripts"),
-                                        AIRFLOW__CORE__HOSTNAME_CALLABLE="airflow_procs.worker_hostname"))
+                            airflow.env(FLOWSYNC_WORKER_NAME=name,
+                                        AIRFLOW__CORE__HOSTNAME_CALLABLE="flowsync_dev.airflow_procs.worker_hostname"))
     for proc in group.procs:
         if proc.name in WORKERS:
             wait_until(lambda p=proc: " ready." in p.log_tail(100_000), 120, f"{proc.name} to be ready",
@@ -351,7 +349,6 @@ def run_cluster(names: list[str], timeout: float, keep: bool = False) -> Cluster
             "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
             "AIRFLOW_CONN_KLAVIYO_DEFAULT": sandbox.connection_json(),
             "KLAVIYO_ENABLE": "true",
-            "FLOWSYNC_TIME_SCALE": str(TIME_SCALE),
             "FLOWSYNC_HOME": str(work / "flowsync"),
             "FLOWSYNC_LIMITER_URL": f"{REDIS_HOST}/{LIMITER_DB}",
             "FLOWSYNC_DEFER_AFTER_SECONDS": DEFER_AFTER_SECONDS,

@@ -1,8 +1,9 @@
 """`make demo`: run the flow sync DAG end to end against the local Klaviyo sandbox.
 
 Starts the sandbox on a free loopback port, points the klaviyo_default connection at it through
-AIRFLOW_CONN_KLAVIYO_DEFAULT (JSON form), runs `airflow dags test klaviyo_flow_sync` with CSV output,
-prints where flows.csv and summary.json are plus the first rows, and stops what it started.
+AIRFLOW_CONN_KLAVIYO_DEFAULT (JSON form; the sandbox's time scale goes in its ``time_scale`` extra), runs
+`airflow dags test klaviyo_flow_sync` with CSV output, prints where flows.csv and summary.json are plus the
+first rows, and stops what it started.
 """
 
 from __future__ import annotations
@@ -16,13 +17,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-TIME_SCALE = os.environ.get("FLOWSYNC_TIME_SCALE", "20")
+TIME_SCALE = 20  # the sandbox's and (through the connection extra) the client's rate-limit windows / 20
 
 
 def start_sandbox() -> tuple[subprocess.Popen, str, str]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "flowsync_provider.sandbox", "--port", "0", "--seed", "7",
-         "--time-scale", TIME_SCALE],
+        [sys.executable, "-m", "flowsync_dev.sandbox", "--port", "0", "--seed", "7",
+         "--time-scale", str(TIME_SCALE)],
         stdout=subprocess.PIPE, text=True,
     )
     deadline = time.monotonic() + 30
@@ -49,9 +50,9 @@ def main() -> int:
     print(f"Klaviyo sandbox: {url} (time scale {TIME_SCALE}x)")
     env = {
         **os.environ,
-        "AIRFLOW_CONN_KLAVIYO_DEFAULT": json.dumps({"conn_type": "klaviyo", "host": url, "password": key}),
+        "AIRFLOW_CONN_KLAVIYO_DEFAULT": json.dumps({"conn_type": "klaviyo", "host": url, "password": key,
+                                                    "extra": {"time_scale": TIME_SCALE}}),
         "KLAVIYO_ENABLE": "true",
-        "FLOWSYNC_TIME_SCALE": TIME_SCALE,
     }
     conf = {"mode": "dry-run", "format": "csv", "days": 7, "limitFlows": 20, "enrichMessageNames": True}
     try:

@@ -24,7 +24,7 @@ os.environ.setdefault("AIRFLOW__CORE__PLUGINS_FOLDER", str(_ROOT / "plugins"))
 
 import pytest  # noqa: E402
 
-from flowsync_provider.sandbox import SandboxServer  # noqa: E402
+from flowsync_dev.sandbox import SandboxServer  # noqa: E402
 
 OPENAPI_DIR = Path(__file__).parent / "data" / "openapi"
 SPEC_CATEGORIES = ("accounts", "campaigns", "flows", "lists", "metrics", "profiles", "reporting", "segments")

@@ -29,6 +29,7 @@ def get_provider_info() -> dict:
                                  "schema": {"type": ["string", "null"], "default": "2026-07-15"}},
                     "timeout": {"label": "Timeout (seconds)", "schema": {"type": ["number", "null"], "default": 30}},
                     "account_key": {"label": "Limiter account key", "schema": {"type": ["string", "null"]}},
+                    "time_scale": {"label": "Time scale", "schema": {"type": ["number", "null"], "default": 1}},
                 },
             },
             {

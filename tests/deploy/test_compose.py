@@ -9,6 +9,7 @@ against the installed Airflow CLI (every service command, every AIRFLOW__* optio
 from __future__ import annotations
 
 import copy
+import importlib.metadata
 import json
 import os
 import re
@@ -36,6 +37,7 @@ INIT_SCRIPT = REPO / "deploy" / "airflow-init.sh"
 DEPLOY_README = REPO / "docs" / "scale-out.md"  # its "Deploying with Docker Compose" section
 SCHEMA_FILE = REPO / "tests" / "data" / "compose" / "compose-spec.json"
 POOLS_FILE = REPO / "pools.json"
+DEV_PYPROJECT = REPO / "dev" / "pyproject.toml"
 VENV_BIN = Path(sys.executable).parent
 AIRFLOW_BIN = VENV_BIN / "airflow"
 
@@ -179,6 +181,19 @@ def schema_errors(document: dict[str, Any]) -> list[str]:
     return [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(document)]
 
 
+def dockerfile_stages() -> dict[str, list[tuple[str, str]]]:
+    """Build stage name -> its instructions (FROM first); an unnamed stage is keyed by its position."""
+    stages: dict[str, list[tuple[str, str]]] = {}
+    current: list[tuple[str, str]] = []
+    for instruction, args in iter_dockerfile_instructions():
+        if instruction == "FROM":
+            words = args.split()
+            name = words[2] if len(words) == 3 and words[1].upper() == "AS" else f"#{len(stages)}"
+            current = stages.setdefault(name, [])
+        current.append((instruction, args))
+    return stages
+
+
 def iter_dockerfile_instructions() -> Iterator[tuple[str, str]]:
     """(INSTRUCTION, arguments) with line continuations joined and comments dropped."""
     text = re.sub(r"\\\n", " ", DOCKERFILE.read_text())
@@ -304,14 +319,19 @@ def test_every_official_service_exists(services: dict[str, dict[str, Any]]) -> N
 
 
 def test_airflow_services_run_the_image_built_from_the_dockerfile(services: dict[str, dict[str, Any]]) -> None:
+    """Airflow services share the `airflow` target (provider only); the sandbox has its own `sandbox` target."""
     built = airflow_services(services) | {SANDBOX: services[SANDBOX]}
     assert set(AIRFLOW_COMMANDS) | {"airflow-init", "airflow-cli"} <= set(built)
-    images = {svc["image"] for svc in built.values()}
+    images = {svc["image"] for name, svc in built.items() if name != SANDBOX}
     assert len(images) == 1, images
+    assert services[SANDBOX]["image"] not in images, "the dev package must not reach the Airflow image"
+    stages = dockerfile_stages()
     for name, svc in built.items():
         build = svc["build"]
         assert (REPO / build["context"]).resolve() == REPO, name
         assert (REPO / build["context"] / build["dockerfile"]).resolve() == DOCKERFILE, name
+        assert build["target"] == ("sandbox" if name == SANDBOX else "airflow"), name
+        assert build["target"] in stages, f"{name}: no stage {build['target']!r} in the Dockerfile"
     assert DOCKERFILE.is_file()
     for name in ("postgres", "redis"):
         assert "build" not in services[name]
@@ -415,8 +435,9 @@ def test_sandbox_profile(services: dict[str, dict[str, Any]]) -> None:
     assert options["--host"] == "0.0.0.0", "other containers must reach it"
     assert sandbox["ports"] == ["127.0.0.1:8765:8765"], "admin routes have no auth: loopback only"
     assert "8765/__sandbox__/info" in " ".join(as_argv(sandbox["healthcheck"]["test"]))
-    scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
-    assert scripts["flowsync-sandbox"].startswith("flowsync_provider.sandbox")
+    assert "scripts" not in tomllib.loads((REPO / "pyproject.toml").read_text())["project"], "the provider ships none"
+    scripts = tomllib.loads(DEV_PYPROJECT.read_text())["project"]["scripts"]
+    assert scripts["flowsync-sandbox"].startswith("flowsync_dev.sandbox")
     env_doc = ENV_EXAMPLE.read_text()
     assert "http://klaviyo-sandbox:8765" in env_doc and "--profile sandbox" in env_doc
 
@@ -429,6 +450,11 @@ def test_sandbox_runs_with_the_compose_arguments_and_passes_its_healthcheck(
     sandbox = services[SANDBOX]
     script = shutil.which(sandbox["entrypoint"][0], path=str(VENV_BIN))
     assert script, "the flowsync-sandbox console script is not installed"
+    # The entrypoint resolves to the dev package's console script (installed by `make venv`), not the provider's.
+    [entry] = [ep for ep in importlib.metadata.entry_points(group="console_scripts")
+               if ep.name == sandbox["entrypoint"][0]]
+    assert entry.dist is not None and entry.dist.name == tomllib.loads(DEV_PYPROJECT.read_text())["project"]["name"]
+    assert entry.value == tomllib.loads(DEV_PYPROJECT.read_text())["project"]["scripts"][entry.name]
     argv = [interpolate_default(a) for a in as_argv(sandbox["command"])]
     # Same flags, but loopback and a free port: a test never listens on every interface.
     argv[argv.index("--host") + 1] = "127.0.0.1"
@@ -476,8 +502,8 @@ def test_env_example_has_placeholders_only() -> None:
 
 # ------------------------------------------------------------------------------------- Dockerfile
 def test_dockerfile_builds_on_airflow_332_and_installs_provider_and_celery() -> None:
-    instructions = list(iter_dockerfile_instructions())
-    assert instructions[0] == ("FROM", "apache/airflow:3.3.2-python3.11")
+    instructions = dockerfile_stages()["airflow"]
+    assert instructions[0] == ("FROM", "apache/airflow:3.3.2-python3.11 AS airflow")
     airflow_req = next(d for d in tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
                        if d.startswith("apache-airflow>"))
     assert "3.3.2" in airflow_req, "the base image and pyproject must name the same Airflow"
@@ -491,6 +517,21 @@ def test_dockerfile_builds_on_airflow_332_and_installs_provider_and_celery() -> 
     assert [args for ins, args in instructions if ins == "WORKDIR"][-1] == "/opt/airflow"
 
 
+def test_dockerfile_installs_dev_only_in_the_sandbox_target() -> None:
+    """dev/ (sandbox, test servers) is copied and installed in the `sandbox` stage only; the default is airflow."""
+    stages = dockerfile_stages()
+    assert list(stages)[:2] == ["airflow", "sandbox"]
+    assert stages["sandbox"][0] == ("FROM", "airflow AS sandbox")
+    for name, instructions in stages.items():
+        copies_dev = any(ins == "COPY" and " dev/" in f" {args}" for ins, args in instructions)
+        assert copies_dev == (name == "sandbox"), name
+    sandbox_pip = [args for ins, args in stages["sandbox"] if ins == "RUN" and "pip install" in args]
+    assert len(sandbox_pip) == 1 and [w for w in shlex.split(sandbox_pip[0].split("&&")[0]) if w == "."]
+    assert [args for ins, args in stages["sandbox"] if ins == "WORKDIR"][-1] == "/opt/airflow"
+    last = list(stages.values())[-1]
+    assert last == [("FROM", "airflow")], "`docker build .` must produce the production image"
+
+
 def test_dockerfile_copies_only_files_that_exist_and_are_not_dockerignored() -> None:
     ignored = [line.strip() for line in DOCKERIGNORE.read_text().splitlines()
                if line.strip() and not line.startswith("#")]
@@ -500,7 +541,7 @@ def test_dockerfile_copies_only_files_that_exist_and_are_not_dockerignored() -> 
     for argv in copies:
         paths = [a for a in argv if not a.startswith("--")]
         sources += paths[:-1]
-    assert {"pyproject.toml", "plugins/"} <= set(sources)
+    assert {"pyproject.toml", "plugins/", "dev/"} <= set(sources)
     for source in sources:
         assert (REPO / source).exists(), f"COPY {source}: not in the repo"
         top = PurePosixPath(source).parts[0]

@@ -63,9 +63,9 @@ def flowsync_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Callable[..
     def configure(srv: Any, **env: str) -> Path:
         home = tmp_path / "flowsync"
         monkeypatch.setenv("AIRFLOW_CONN_KLAVIYO_DEFAULT", json.dumps(
-            {"conn_type": "klaviyo", "host": srv.url, "password": srv.api_key}))
+            {"conn_type": "klaviyo", "host": srv.url, "password": srv.api_key,
+             "extra": {"time_scale": srv.time_scale}}))
         monkeypatch.setenv("KLAVIYO_ENABLE", "true")
-        monkeypatch.setenv("FLOWSYNC_TIME_SCALE", str(srv.time_scale))
         monkeypatch.setenv("FLOWSYNC_HOME", str(home))
         monkeypatch.setenv("FLOWSYNC_LIMITER_URL", f"sqlite:///{tmp_path / 'limiter.db'}")
         for key in ("KLAVIYO_API_KEY", "KLAVIYO_API_KEY_PRIVATE", "KLAVIYO_API_REVISION",

@@ -25,8 +25,8 @@ from test_snapshot_dags import (  # noqa: F401 - fixtures
     snapshots,
 )
 
+from flowsync_dev.sandbox import data as truth
 from flowsync_provider.core.ids import UPLOAD_ID_RULE, safe_segment
-from flowsync_provider.sandbox import data as truth
 
 ACCOUNTS = ("acme/eu", "acme_eu")
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from flowsync_provider.sandbox import data as truth
+from flowsync_dev.sandbox import data as truth
 
 HEADER = ("Profile ID,Email,First Name,Last Name,Created,Updated,Email Marketing Consent,Consent Timestamp,"
           "Can Receive Email Marketing,Suppression Reason,Lists")

@@ -1,6 +1,6 @@
 """The campaign sync DAG end to end: dag.test() on SQLite, Klaviyo sandbox over loopback.
 
-Expectations come from the sandbox's seeded ground truth (flowsync_provider.sandbox.data) with their
+Expectations come from the sandbox's seeded ground truth (flowsync_dev.sandbox.data) with their
 own selection rules, ordering and number formatting — not from core.catalog/core.rows.
 """
 
@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from flowsync_provider.sandbox import data as truth
+from flowsync_dev.sandbox import data as truth
 
 HEADER = ("Campaign ID,Campaign Name,Campaign Message ID,Channel,Send Time,Send Day,Status,Subject,Audiences,"
           "Recipients,Delivered,Unique Opens,Open Rate,Unique Clicks,Click Rate,Placed Order,Placed Order Rate,"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from flowsync_provider.sandbox import data as truth
+from flowsync_dev.sandbox import data as truth
 
 NUMERIC = {"Day", "Send Day", "Delivered", "Unique Opens", "Unique Clicks", "Placed Order", "Recipients",
            "Unsubscribes", "Open Rate", "Click Rate", "Placed Order Rate", "Unsub Rate", "Complaint Rate",

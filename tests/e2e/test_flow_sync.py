@@ -1,6 +1,6 @@
 """The flow sync DAG end to end: dag.test() on SQLite, Klaviyo sandbox over loopback.
 
-Expectations are computed from the sandbox's seeded ground truth (flowsync_provider.sandbox.data),
+Expectations are computed from the sandbox's seeded ground truth (flowsync_dev.sandbox.data),
 not from the code under test: own formatting, own catalog rules, own zero-fill.
 """
 
@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from flowsync_provider.sandbox import data as truth
+from flowsync_dev.sandbox import data as truth
 
 HEADER = ("Day,Flow ID,Flow Name,Flow Message ID,Flow Message Name,Flow Message Channel,Status,Delivered,"
           "Unique Opens,Open Rate,Unique Clicks,Click Rate,Placed Order,Placed Order Rate,Revenue,"
@@ -286,7 +286,7 @@ def test_faults_give_identical_bytes_and_no_secret_leaks(sandbox_factory, flowsy
 
 def test_live_mode_uploads_the_csv_to_the_staging_bucket(sandbox, flowsync_env, run_dag, monkeypatch):
     """The runbook's "live write to staging bucket", through the real supabase client over loopback."""
-    from flowsync_provider.sandbox.storage_server import StorageTestServer
+    from flowsync_dev.storage_server import StorageTestServer
 
     key = "service-role-key-live-test-000000000000"
     storage = StorageTestServer(key, buckets=["flow-staging"]).start()

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -18,8 +17,6 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT / "scripts") not in sys.path:
-    sys.path.insert(0, str(ROOT / "scripts"))
 
 # One secret name besides klaviyoApiKey per DAG, so the runbook's other names are exercised too.
 DAG_SECRETS = {
@@ -88,7 +85,8 @@ def api_server(tmp_path: Path):
     import os
 
     import httpx
-    from airflow_procs import Airflow, ProcessGroup
+
+    from flowsync_dev.airflow_procs import Airflow, ProcessGroup
 
     home = tmp_path / "airflow"
     home.mkdir()

@@ -15,9 +15,9 @@ import psycopg2
 import pytest
 from test_flow_sync import expected_csv
 
-from flowsync_provider.sandbox import data as truth
-from flowsync_provider.sandbox.dashboard_server import DashboardTestServer
-from flowsync_provider.sandbox.storage_server import StorageTestServer
+from flowsync_dev.dashboard_server import DashboardTestServer
+from flowsync_dev.sandbox import data as truth
+from flowsync_dev.storage_server import StorageTestServer
 from flowsync_provider.snapshots import schema_sql
 from flowsync_provider.storage import SupabaseStorage
 

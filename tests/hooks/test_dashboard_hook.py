@@ -18,6 +18,8 @@ import psycopg2
 import psycopg2.extensions
 import pytest
 
+from flowsync_dev.dashboard_server import DashboardTestServer
+from flowsync_dev.storage_server import StorageTestServer
 from flowsync_provider.hooks.dashboard import (
     SECRET_ENV,
     UNAUTHORIZED,
@@ -28,8 +30,6 @@ from flowsync_provider.hooks.dashboard import (
     DashboardRequestError,
     DashboardServerError,
 )
-from flowsync_provider.sandbox.dashboard_server import DashboardTestServer
-from flowsync_provider.sandbox.storage_server import StorageTestServer
 from flowsync_provider.snapshots import SnapshotStore
 from flowsync_provider.storage import LocalStorage, SupabaseStorage
 
@@ -301,7 +301,7 @@ def test_dashboard_cli_over_a_local_folder(monkeypatch, tmp_path) -> None:
     for name in FILES:
         local.upload(BUCKET, f"up-cli/{name}", b"h\n1\n2\n")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "flowsync_provider.sandbox.dashboard_server", "--port", "0",
+        [sys.executable, "-m", "flowsync_dev.dashboard_server", "--port", "0",
          "--admin-secret", SECRET, "--bucket", BUCKET, "--storage-root", str(root)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )

@@ -17,10 +17,11 @@ def _clean_env(monkeypatch, tmp_path):
                  "KLAVIYO_LIMIT_GLOBAL_BURST", "KLAVIYO_LIMIT_GLOBAL_PER_MINUTE"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("FLOWSYNC_HOME", str(tmp_path))
-    monkeypatch.setenv("FLOWSYNC_TIME_SCALE", "20")
 
 
 def set_conn(monkeypatch, conn_id: str = "klaviyo_default", **fields) -> None:
+    """A klaviyo connection in env JSON form; the session sandbox's time scale (20) in its extra by default."""
+    fields["extra"] = {"time_scale": 20, **fields.get("extra", {})}
     monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps({"conn_type": "klaviyo", **fields}))
 
 
@@ -60,6 +61,34 @@ def test_overrides_and_client_kwargs(monkeypatch, klaviyo_sandbox):
     assert client.base_url == klaviyo_sandbox.url
     assert client.max_wait_seconds == 5.0 and client.max_attempts == 7
     client.close()
+
+
+def test_time_scale_comes_from_the_connection_extra_not_the_env(monkeypatch, klaviyo_sandbox):
+    """The sandbox's time scale reaches the client through the connection; FLOWSYNC_TIME_SCALE is ignored."""
+    monkeypatch.setenv("FLOWSYNC_TIME_SCALE", "20")
+    set_conn(monkeypatch, host=klaviyo_sandbox.url, password=klaviyo_sandbox.api_key, extra={"time_scale": 10})
+    assert KlaviyoHook().get_settings().time_scale == 10.0
+    with KlaviyoHook().get_client() as client:
+        assert client.time_scale == 10.0
+    monkeypatch.setenv("AIRFLOW_CONN_KLAVIYO_DEFAULT", json.dumps(
+        {"conn_type": "klaviyo", "host": klaviyo_sandbox.url, "password": klaviyo_sandbox.api_key}))
+    with KlaviyoHook().get_client() as client:
+        assert client.time_scale == 1.0, "production (no extra) runs at the real windows whatever the env says"
+    monkeypatch.delenv("AIRFLOW_CONN_KLAVIYO_DEFAULT")
+    monkeypatch.setenv("KLAVIYO_API_KEY", klaviyo_sandbox.api_key)
+    with KlaviyoHook().get_client() as client:  # env-only set-up: no connection, so no time scale either
+        assert client.time_scale == 1.0
+
+
+@pytest.mark.parametrize("bad", [0, -2, "fast"])
+def test_bad_time_scale_extra_refused_before_any_call(monkeypatch, klaviyo_sandbox, bad):
+    klaviyo_sandbox.reset()
+    set_conn(monkeypatch, host=klaviyo_sandbox.url, password=klaviyo_sandbox.api_key, extra={"time_scale": bad})
+    with pytest.raises(KlaviyoConfigError, match=r"time_scale must be a number > 0.*connection's 'time_scale' extra"):
+        KlaviyoHook().get_settings()
+    ok, message = KlaviyoHook().test_connection()  # the UI's Test button names the field too
+    assert not ok and "'time_scale' extra" in message
+    assert klaviyo_sandbox.requests() == []
 
 
 def test_key_falls_back_to_env_when_connection_has_none(monkeypatch, klaviyo_sandbox):

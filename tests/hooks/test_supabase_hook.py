@@ -9,8 +9,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from flowsync_dev.storage_server import StorageTestServer
 from flowsync_provider.hooks.supabase import KEY_ENV, URL_ENV, SupabaseHook
-from flowsync_provider.sandbox.storage_server import StorageTestServer
 from flowsync_provider.storage import StorageConfigError, SupabaseStorage
 
 KEY = "sb_hook_service_key_1c9e77aa"

@@ -18,7 +18,6 @@ def _clean_klaviyo_env(monkeypatch, tmp_path):
         "KLAVIYO_API_REVISION",
         "KLAVIYO_LIMIT_GLOBAL_BURST",
         "KLAVIYO_LIMIT_GLOBAL_PER_MINUTE",
-        "FLOWSYNC_TIME_SCALE",
         "FLOWSYNC_LIMITER_URL",
     ):
         monkeypatch.delenv(name, raising=False)

@@ -103,13 +103,25 @@ def test_unsupported_revision_refused(monkeypatch):
 def test_missing_key_and_bad_settings_refused(monkeypatch):
     with pytest.raises(KlaviyoConfigError, match="KLAVIYO_API_KEY"):
         KlaviyoClient("  ")
-    with pytest.raises(KlaviyoConfigError, match="FLOWSYNC_TIME_SCALE"):
+    with pytest.raises(KlaviyoConfigError, match="time_scale"):
         KlaviyoClient(SECRET, time_scale=0, limiter_url="memory://")
     with pytest.raises(KlaviyoConfigError, match="FLOWSYNC_LIMITER_URL"):
         KlaviyoClient(SECRET, limiter_url="postgres://x")
     monkeypatch.setenv("KLAVIYO_LIMIT_GLOBAL_BURST", "many")
     with pytest.raises(KlaviyoConfigError, match="KLAVIYO_LIMIT_GLOBAL_BURST"):
         KlaviyoClient(SECRET, limiter_url="memory://")
+
+
+def test_time_scale_is_an_argument_never_the_environment(monkeypatch):
+    """Production reads no FLOWSYNC_TIME_SCALE: only the constructor (fed by the connection extra) scales time."""
+    monkeypatch.setenv("FLOWSYNC_TIME_SCALE", "20")
+    with KlaviyoClient(SECRET, limiter_url="memory://") as client:
+        assert client.time_scale == 1.0
+    with KlaviyoClient(SECRET, limiter_url="memory://", time_scale="20") as client:
+        assert client.time_scale == 20.0
+    for bad in (-1, "fast", float("inf"), float("nan")):
+        with pytest.raises(KlaviyoConfigError, match=r"time_scale must be a number > 0.*'time_scale' extra"):
+            KlaviyoClient(SECRET, limiter_url="memory://", time_scale=bad)
 
 
 @pytest.mark.parametrize(

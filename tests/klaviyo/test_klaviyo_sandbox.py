@@ -16,6 +16,8 @@ from datetime import timedelta
 
 import pytest
 
+from flowsync_dev.sandbox import SandboxServer
+from flowsync_dev.sandbox.faults import FaultInjector
 from flowsync_provider.klaviyo import (
     KlaviyoAuthError,
     KlaviyoClient,
@@ -23,8 +25,6 @@ from flowsync_provider.klaviyo import (
     KlaviyoRequestError,
     KlaviyoServerError,
 )
-from flowsync_provider.sandbox import SandboxServer
-from flowsync_provider.sandbox.faults import FaultInjector
 
 SCALE = 20
 STATS = ["delivered", "opens_unique", "conversion_value"]
@@ -240,7 +240,7 @@ CHILD = textwrap.dedent(
     import json, sys
     from datetime import timedelta
     from flowsync_provider.klaviyo import KlaviyoClient
-    from flowsync_provider.sandbox.data import SandboxAccount
+    from flowsync_dev.sandbox.data import SandboxAccount
     url, key, limiter, n, metric, start, end = sys.argv[1:8]
     with KlaviyoClient(key, base_url=url, limiter_url=limiter, time_scale=20) as client:
         for _ in range(int(n)):

@@ -25,6 +25,7 @@ import psycopg2.extensions
 import pytest
 from airflow.sdk.exceptions import TaskDeferred
 
+from flowsync_dev.dashboard_server import DashboardTestServer
 from flowsync_provider.core.csvio import write_csv
 from flowsync_provider.core.errors import ParamError
 from flowsync_provider.core.schemas import CAMPAIGNS_COLUMNS, FLOWS_COLUMNS, SUBSCRIBERS_COLUMNS
@@ -39,7 +40,6 @@ from flowsync_provider.operators.snapshot import (
     window_of,
 )
 from flowsync_provider.operators.upload import UploadOperator
-from flowsync_provider.sandbox.dashboard_server import DashboardTestServer
 from flowsync_provider.snapshots import SnapshotError, SnapshotStore, schema_sql
 from flowsync_provider.storage import LocalStorage
 from flowsync_provider.triggers.snapshot import SnapshotProcessedTrigger

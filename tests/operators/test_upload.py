@@ -11,6 +11,7 @@ from types import SimpleNamespace
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
+from flowsync_dev.storage_server import StorageTestServer
 from flowsync_provider.core.csvio import write_csv
 from flowsync_provider.core.errors import ParamError
 from flowsync_provider.core.params import KlaviyoDisabled
@@ -23,7 +24,6 @@ from flowsync_provider.operators.upload import (
     storage_configured,
     upload_sync_output,
 )
-from flowsync_provider.sandbox.storage_server import StorageTestServer
 from flowsync_provider.storage import LocalStorage, StorageAuthError, StorageConfigError, SupabaseStorage
 
 SERVICE_KEY = "sb_upload_service_key_5f3a9d21"

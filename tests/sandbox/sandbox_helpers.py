@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 
-from flowsync_provider.sandbox import SandboxServer
+from flowsync_dev.sandbox import SandboxServer
 
 REVISION = "2026-07-15"
 

@@ -11,7 +11,7 @@ import httpx
 
 def test_cli_prints_url_and_serves(tmp_path):
     proc = subprocess.Popen(
-        [sys.executable, "-m", "flowsync_provider.sandbox", "--port", "0", "--seed", "3", "--profiles", "50",
+        [sys.executable, "-m", "flowsync_dev.sandbox", "--port", "0", "--seed", "3", "--profiles", "50",
          "--time-scale", "20"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     try:

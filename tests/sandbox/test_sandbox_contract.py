@@ -8,7 +8,7 @@ import jsonschema
 import pytest
 from sandbox_helpers import Api, error_of, report_body
 
-from flowsync_provider.sandbox.data import ALL_STATS
+from flowsync_dev.sandbox.data import ALL_STATS
 
 TODAY = date(2025, 9, 17)
 

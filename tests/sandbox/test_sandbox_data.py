@@ -8,7 +8,7 @@ from datetime import date, timedelta
 
 import pytest
 
-from flowsync_provider.sandbox.data import (
+from flowsync_dev.sandbox.data import (
     ADDITIVE_STATS,
     HISTORY_DAYS,
     RATE_STATS,

@@ -9,9 +9,9 @@ import httpx
 import pytest
 from sandbox_helpers import Api, error_of, report_body
 
+from flowsync_dev.sandbox.faults import FaultInjector
+from flowsync_dev.sandbox.ratelimit import RateLimiter
 from flowsync_provider.core.limits import limits_for
-from flowsync_provider.sandbox.faults import FaultInjector
-from flowsync_provider.sandbox.ratelimit import RateLimiter
 
 REPORT = "/api/flow-series-reports"
 THROTTLED = re.compile(r"^Request was throttled\. Expected available in (\d+) seconds\.$")

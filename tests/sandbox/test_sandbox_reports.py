@@ -9,7 +9,7 @@ from datetime import date, timedelta
 import pytest
 from sandbox_helpers import Api, error_of, report_body
 
-from flowsync_provider.sandbox.data import ADDITIVE_STATS, ALL_STATS, RATE_STATS, SandboxAccount, rates, sum_stats
+from flowsync_dev.sandbox.data import ADDITIVE_STATS, ALL_STATS, RATE_STATS, SandboxAccount, rates, sum_stats
 
 TODAY = date(2025, 9, 17)
 SERIES, VALUES, CAMPAIGNS = "/api/flow-series-reports", "/api/flow-values-reports", "/api/campaign-values-reports"

@@ -10,11 +10,6 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-# scripts/airflow_procs.py (the harness helpers) is shared with scripts/cluster_test.py and backfill_test.py.
-if str(ROOT / "scripts") not in sys.path:
-    sys.path.insert(0, str(ROOT / "scripts"))
-
 REDIS_URL = os.environ.get("FLOWSYNC_TEST_REDIS_URL", "redis://127.0.0.1:6379/14")
 
 

@@ -1,7 +1,7 @@
 """Deferral on long rate-limit waits: the report task hands the wait to the triggerer and resumes.
 
 ``dag.test()`` runs a deferred task's trigger inline and then resumes the task through its
-``next_method``; the run happens in a fresh interpreter (scripts/airflow_procs.py) with
+``next_method``; the run happens in a fresh interpreter (flowsync_dev.airflow_procs) with
 ``FLOWSYNC_DEFER_AFTER_SECONDS=0.5``. The reporting bucket (2/min steady → 6 s at time scale 10)
 is filled before the run and the per-day strategy makes three report calls, so at least one report
 task must wait far longer than 0.5 s: it defers instead of sleeping.
@@ -18,8 +18,8 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from airflow_procs import run_dag_test, window_violations
 
+from flowsync_dev.airflow_procs import run_dag_test, window_violations
 from flowsync_provider.klaviyo import KlaviyoClient
 from flowsync_provider.triggers.ratelimit import KlaviyoRateLimitTrigger
 
@@ -31,9 +31,9 @@ def _env(srv, tmp_path: Path, **extra: str) -> dict[str, str]:
            if not k.startswith(("KLAVIYO_", "FLOWSYNC_", "AIRFLOW_CONN_")) and k != "PYTEST_CURRENT_TEST"}
     env.update({
         "AIRFLOW_CONN_KLAVIYO_DEFAULT": json.dumps({"conn_type": "klaviyo", "host": srv.url,
-                                                    "password": srv.api_key}),
+                                                    "password": srv.api_key,
+                                                    "extra": {"time_scale": TIME_SCALE}}),
         "KLAVIYO_ENABLE": "true",
-        "FLOWSYNC_TIME_SCALE": str(TIME_SCALE),
         "FLOWSYNC_HOME": str(tmp_path / "flowsync"),
         "FLOWSYNC_LIMITER_URL": f"sqlite:///{tmp_path / 'limiter.db'}",
         **extra,

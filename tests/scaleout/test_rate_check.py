@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from airflow_procs import admitted_by_bucket, max_in_window, window_violations
+from flowsync_dev.airflow_procs import admitted_by_bucket, max_in_window, window_violations
 
 REPORT = {"method": "POST", "path": "/api/flow-values-reports", "bucket": "reporting"}
 ACCOUNTS = {"method": "GET", "path": "/api/accounts", "bucket": "get_accounts"}

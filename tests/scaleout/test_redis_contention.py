@@ -18,8 +18,8 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from airflow_procs import admitted_by_bucket, clean_env, max_in_window, window_violations
 
+from flowsync_dev.airflow_procs import admitted_by_bucket, clean_env, max_in_window, window_violations
 from flowsync_provider.core.limits import limits_for
 
 pytestmark = pytest.mark.timeout(120)

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from flowsync_provider.sandbox.storage_server import StorageTestServer
+from flowsync_dev.storage_server import StorageTestServer
 from flowsync_provider.storage import LocalStorage, StorageBackend, SupabaseStorage
 
 SERVICE_KEY = "sb_service_role_test_key_8d41c2"

@@ -14,7 +14,7 @@ from flowsync_provider.storage import SupabaseStorage
 def test_cli_prints_its_url_and_serves_supabase_py() -> None:
     key = "cli-service-key-5a5a5a"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "flowsync_provider.sandbox.storage_server", "--port", "0",
+        [sys.executable, "-m", "flowsync_dev.storage_server", "--port", "0",
          "--service-key", key, "--bucket", "ingest", "--bucket", "flow-staging"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
@@ -40,7 +40,7 @@ def test_cli_prints_its_url_and_serves_supabase_py() -> None:
 def test_cli_requires_a_service_key(monkeypatch) -> None:
     monkeypatch.delenv("SUPABASE_SERVICE_ROLE_KEY", raising=False)
     result = subprocess.run(
-        [sys.executable, "-m", "flowsync_provider.sandbox.storage_server", "--port", "0"],
+        [sys.executable, "-m", "flowsync_dev.storage_server", "--port", "0"],
         capture_output=True, text=True, timeout=60,
     )
     assert result.returncode == 2

@@ -10,7 +10,7 @@ import traceback
 import httpx
 import pytest
 
-from flowsync_provider.sandbox.storage_server import StorageTestServer
+from flowsync_dev.storage_server import StorageTestServer
 from flowsync_provider.storage import (
     BucketNotFound,
     StorageAuthError,

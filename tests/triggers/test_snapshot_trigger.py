@@ -21,7 +21,7 @@ import psycopg2.extensions
 import pytest
 from airflow.sdk.module_loading import import_string
 
-from flowsync_provider.sandbox.dashboard_server import DashboardTestServer
+from flowsync_dev.dashboard_server import DashboardTestServer
 from flowsync_provider.snapshots import SnapshotStore, schema_sql
 from flowsync_provider.storage import LocalStorage
 from flowsync_provider.triggers.snapshot import UNAUTHORIZED, SnapshotProcessedTrigger, is_processed

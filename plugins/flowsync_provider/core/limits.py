@@ -52,10 +52,6 @@ def _table() -> dict:
     return json.loads(text)
 
 
-def spec_revision() -> str:
-    return _table()["revision"]
-
-
 @cache
 def _compiled() -> list[tuple[str, re.Pattern[str], str, dict]]:
     out = []
@@ -95,8 +91,3 @@ def limits_for(method: str, path: str) -> tuple[str, RateLimit]:
     )
     bucket = REPORTING_BUCKET if is_reporting(operation) else operation
     return bucket, limit
-
-
-def scaled_window(seconds: float, time_scale: float) -> float:
-    """A window compressed by the shared time scale (tests/bench); 1.0 in production."""
-    return seconds / (time_scale or 1.0)

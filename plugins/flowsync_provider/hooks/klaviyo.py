@@ -3,7 +3,8 @@
 Connection fields: host = base URL (default ``https://a.klaviyo.com``; with or without scheme, a
 trailing ``/api`` is dropped), password = private API key. Extras: ``revision``, ``timeout`` (seconds,
 above 0; default 30; reporting calls always wait at least 60 s, see ``klaviyo.client``), ``account_key``
-(the limiter key shared by tasks of one account).
+(the limiter key shared by tasks of one account), ``time_scale`` (sandbox/testing only: the sandbox's
+time compression; 1 in production).
 
 Environment fallbacks, so ``make demo`` works with env only:
 - the key: ``KLAVIYO_API_KEY``, then ``KLAVIYO_API_KEY_PRIVATE``, when the connection has none;
@@ -33,7 +34,7 @@ from flowsync_provider.klaviyo import (
     resolve_revision,
     resolve_timeout,
 )
-from flowsync_provider.klaviyo.settings import DEFAULT_TIMEOUT_SECONDS
+from flowsync_provider.klaviyo.settings import DEFAULT_TIMEOUT_SECONDS, resolve_time_scale
 
 __all__ = ["CONN_FIELDS", "KEY_ENVS", "KlaviyoConnectionSettings", "KlaviyoHook", "UI_FIELD_BEHAVIOUR"]
 
@@ -68,6 +69,11 @@ CONN_FIELDS: dict[str, Any] = {
         "description": "Key under which tasks share rate-limit state (default: a digest of the API key).",
         "schema": {"type": ["string", "null"]},
     },
+    "time_scale": {
+        "label": "Time scale",
+        "description": "Sandbox/testing only; 1 in production. Rate-limit windows and waits are divided by it.",
+        "schema": {"type": ["number", "null"], "default": 1},
+    },
 }
 
 
@@ -82,6 +88,7 @@ class KlaviyoConnectionSettings:
     account_key: str | None
     key_source: str
     url_source: str
+    time_scale: float = 1.0
 
 
 def _mask(secret: str) -> None:
@@ -195,6 +202,7 @@ class KlaviyoHook(BaseHook):
                 account_key=(extra.get("account_key") or None),
                 key_source=key_source,
                 url_source=f"connection {self.klaviyo_conn_id!r}" if conn.host else "default",
+                time_scale=resolve_time_scale(extra.get("time_scale")),
             )
         _mask(settings.api_key)
         return settings
@@ -208,6 +216,7 @@ class KlaviyoHook(BaseHook):
             "timeout": settings.timeout,
             "account_key": settings.account_key,
             "conn_id": self.klaviyo_conn_id,
+            "time_scale": settings.time_scale,
             **self.client_kwargs,
             **overrides,
         }

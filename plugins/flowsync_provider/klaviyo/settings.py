@@ -32,17 +32,19 @@ def resolve_revision(value: str | None = None) -> str:
     return revision
 
 
-def resolve_time_scale(value: float | None = None) -> float:
-    """Time compression shared with the sandbox (env ``FLOWSYNC_TIME_SCALE``); 1 in production."""
-    raw: float | str | None = value if value is not None else os.environ.get("FLOWSYNC_TIME_SCALE")
-    if raw is None or raw == "":
+def resolve_time_scale(value: float | str | None = None) -> float:
+    """Time compression shared with the sandbox (the connection's ``time_scale`` extra); 1 in production."""
+    if value is None or value == "":
         return 1.0
     try:
-        scale = float(raw)
+        scale = float(value)
     except (TypeError, ValueError):
-        raise KlaviyoConfigError(f"FLOWSYNC_TIME_SCALE must be a number, got {raw!r}") from None
-    if scale <= 0:
-        raise KlaviyoConfigError(f"FLOWSYNC_TIME_SCALE must be > 0, got {scale}")
+        scale = float("nan")
+    if not 0 < scale < float("inf"):
+        raise KlaviyoConfigError(
+            f"time_scale must be a number > 0, got {value!r}: fix the Klaviyo connection's 'time_scale' extra "
+            "(sandbox/testing only; 1 or unset in production)"
+        )
     return scale
 
 

@@ -5,7 +5,7 @@ auth check (``Authorization: Bearer <service key>`` and ``apikey``) and its erro
 body ``{"statusCode": "404", "error": "Bucket not found", "message": "Bucket not found"}`` sent with
 HTTP 400, which storage3 turns into ``StorageApiError(status="404")``. Objects live in memory.
 
-CLI: ``python -m flowsync_provider.sandbox.storage_server --port P --service-key K --bucket NAME``
+CLI: ``python -m flowsync_dev.storage_server --port P --service-key K --bucket NAME``
 prints ``FLOWSYNC_STORAGE_URL=http://127.0.0.1:P`` once it is listening.
 """
 
@@ -28,7 +28,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from flowsync_provider.sandbox.loopback import LoopbackServer
+from flowsync_dev.loopback import LoopbackServer
 
 __all__ = ["StorageTestServer", "main"]
 

@@ -1,4 +1,4 @@
-"""CLI: ``python -m flowsync_provider.sandbox --port P --seed N [--time-scale S] [--fault-rate F] [--profiles N]
+"""CLI: ``python -m flowsync_dev.sandbox --port P --seed N [--time-scale S] [--fault-rate F] [--profiles N]
 [--report-delay SECONDS]``.
 
 Prints ``FLOWSYNC_SANDBOX_URL=http://127.0.0.1:P`` (flushed) once the server accepts connections,
@@ -13,7 +13,7 @@ import sys
 import threading
 from datetime import date
 
-from flowsync_provider.sandbox.server import SandboxServer
+from flowsync_dev.sandbox.server import SandboxServer
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]  # the checkout: dev/flowsync_dev/airflow_procs.py (make installs it -e)
 BIN = Path(sys.executable).parent
 AIRFLOW = str(BIN / "airflow")
 
@@ -219,15 +219,17 @@ class Sandbox:
         return list(httpx.get(f"{self.url}/__sandbox__/requests", timeout=30).json()["requests"])
 
     def connection_json(self) -> str:
-        return json.dumps({"conn_type": "klaviyo", "host": self.url, "password": self.api_key})
+        """AIRFLOW_CONN_KLAVIYO_DEFAULT for this sandbox; the client's time scale travels in the extra."""
+        return json.dumps({"conn_type": "klaviyo", "host": self.url, "password": self.api_key,
+                           "extra": {"time_scale": self.info["time_scale"]}})
 
 
 def start_sandbox(group: ProcessGroup, *, seed: int = 7, time_scale: float = 20, name: str = "sandbox",
                   extra_args: Sequence[str] = ()) -> Sandbox:
-    """The Klaviyo sandbox as a separate process (``python -m flowsync_provider.sandbox``)."""
+    """The Klaviyo sandbox as a separate process (``python -m flowsync_dev.sandbox``)."""
     import httpx
 
-    proc = group.start(name, [sys.executable, "-u", "-m", "flowsync_provider.sandbox", "--port", "0",
+    proc = group.start(name, [sys.executable, "-u", "-m", "flowsync_dev.sandbox", "--port", "0",
                               "--seed", str(seed), "--time-scale", str(time_scale), *extra_args], clean_env())
     url = group.wait_for_line(proc, "FLOWSYNC_SANDBOX_URL")
     return Sandbox(url, httpx.get(f"{url}/__sandbox__/info", timeout=10).json())
@@ -235,7 +237,7 @@ def start_sandbox(group: ProcessGroup, *, seed: int = 7, time_scale: float = 20,
 
 def start_storage_server(group: ProcessGroup, service_key: str, buckets: Iterable[str]) -> str:
     """The Supabase-Storage-compatible test server; returns its URL."""
-    argv = [sys.executable, "-u", "-m", "flowsync_provider.sandbox.storage_server", "--port", "0",
+    argv = [sys.executable, "-u", "-m", "flowsync_dev.storage_server", "--port", "0",
             "--service-key", service_key]
     for bucket in buckets:
         argv += ["--bucket", bucket]
@@ -246,7 +248,7 @@ def start_storage_server(group: ProcessGroup, service_key: str, buckets: Iterabl
 def start_dashboard_server(group: ProcessGroup, argv_tail: Sequence[str],
                            marker: str = "FLOWSYNC_DASHBOARD_URL") -> str:
     """The dashboard snapshot-processor test server; returns the URL it prints."""
-    proc = group.start("dashboard", [sys.executable, "-u", "-m", "flowsync_provider.sandbox.dashboard_server",
+    proc = group.start("dashboard", [sys.executable, "-u", "-m", "flowsync_dev.dashboard_server",
                                      *argv_tail], clean_env())
     return group.wait_for_line(proc, marker)
 
@@ -577,7 +579,8 @@ class DagTestResult:
 
 def run_dag_test(dag_id: str, conf: Mapping[str, Any], env: Mapping[str, str], timeout: float = 600) -> DagTestResult:
     """``dag.test()`` in a fresh interpreter (no state shared with the caller); raises on a refused run."""
-    proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), "dag-test", dag_id, json.dumps(dict(conf))],
+    argv = [sys.executable, "-m", "flowsync_dev.airflow_procs", "dag-test", dag_id, json.dumps(dict(conf))]
+    proc = subprocess.run(argv,
                           capture_output=True, text=True, timeout=timeout, env=dict(env), cwd=str(ROOT))
     output = proc.stdout + proc.stderr
     line = next((x for x in reversed(proc.stdout.splitlines()) if x.startswith(DAG_RESULT_MARKER)), None)
@@ -593,5 +596,5 @@ if __name__ == "__main__":
     if len(sys.argv) == 4 and sys.argv[1] == "dag-test":
         os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
         sys.exit(_dag_test_main(sys.argv[2], sys.argv[3]))
-    print("usage: airflow_procs.py dag-test DAG_ID CONF_JSON", file=sys.stderr)
+    print("usage: python -m flowsync_dev.airflow_procs dag-test DAG_ID CONF_JSON", file=sys.stderr)
     sys.exit(2)

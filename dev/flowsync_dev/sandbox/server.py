@@ -32,9 +32,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-from flowsync_provider.core.limits import operation_for
-from flowsync_provider.sandbox import filters as flt
-from flowsync_provider.sandbox.data import (
+from flowsync_dev.sandbox import filters as flt
+from flowsync_dev.sandbox.data import (
     ADDITIVE_STATS,
     ALL_STATS,
     MONEY_STATS,
@@ -49,8 +48,9 @@ from flowsync_provider.sandbox.data import (
     timeframe_key_days,
     zero_stats,
 )
-from flowsync_provider.sandbox.faults import FaultInjector
-from flowsync_provider.sandbox.ratelimit import RateLimiter
+from flowsync_dev.sandbox.faults import FaultInjector
+from flowsync_dev.sandbox.ratelimit import RateLimiter
+from flowsync_provider.core.limits import operation_for
 
 JSONAPI = "application/vnd.api+json"
 ALL_SCOPES = frozenset({"accounts:read", "campaigns:read", "flows:read", "lists:read", "metrics:read",

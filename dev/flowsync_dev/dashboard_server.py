@@ -7,7 +7,7 @@ given a Postgres DSN, marks the snapshot processed the way the real processor do
 (``status='processed'``, ``last_email_date`` = window end, ``processed_at = now()``).
 ``GET /api/snapshots/{id}`` returns the snapshot's status (for a polling sensor).
 
-CLI: ``python -m flowsync_provider.sandbox.dashboard_server --port P --admin-secret S --bucket B
+CLI: ``python -m flowsync_dev.dashboard_server --port P --admin-secret S --bucket B
 --storage-root DIR`` (local folder) or ``--storage-url URL --service-key K`` (Supabase-compatible),
 prints ``FLOWSYNC_DASHBOARD_URL=http://127.0.0.1:P``.
 """
@@ -27,7 +27,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from flowsync_provider.sandbox.loopback import LoopbackServer
+from flowsync_dev.loopback import LoopbackServer
 from flowsync_provider.storage.base import StorageBackend, StorageError
 
 __all__ = ["DashboardTestServer", "REQUIRED_FILES", "main"]
