@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 from pathlib import Path
 
 import pytest
@@ -124,3 +125,65 @@ def test_secrets_stay_out_of_option_reprs(clean_env: pytest.MonkeyPatch) -> None
     clean_env.setenv("ADMIN_JOB_SECRET", "s3cr3t-admin")
     text = repr(settings.OPTIONS) + repr(settings.provider_config())
     assert "s3cr3t" not in text
+
+
+# ---------------------------------------------------------------- only settings.py reads the environment
+
+PACKAGE = Path(settings.__file__).parent
+ROOT = PACKAGE.parents[1]
+# TODO issue 10: remove when the operator/snapshot rewrite lands (these files are being rewritten; their
+# env reads move to the settings accessors named in the report) — sandbox/ moves to dev/ and is not shipped.
+REWRITE_IN_PROGRESS = ("operators/", "hooks/supabase.py", "hooks/dashboard.py", "triggers/snapshot.py",
+                       "snapshots.py", "syncs/snapshot_plan.py", "sandbox/")
+# TODO issue 10: FLOWSYNC_TIME_SCALE becomes a connection extra (another branch); not a setting.
+ALLOWED_LINES = {"klaviyo/settings.py": "FLOWSYNC_TIME_SCALE"}
+
+
+def env_reads(source: str) -> list[int]:
+    """Line numbers of ``os.environ`` / ``os.getenv`` / ``os.putenv`` and ``from os import environ|getenv``."""
+    lines = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Attribute) and node.attr in ("environ", "getenv", "putenv", "environb") and \
+                isinstance(node.value, ast.Name) and node.value.id == "os":
+            lines.append(node.lineno)
+        elif isinstance(node, ast.ImportFrom) and node.module == "os" and \
+                any(a.name in ("environ", "getenv", "environb", "*") for a in node.names):
+            lines.append(node.lineno)
+    return sorted(lines)
+
+
+def test_the_scan_sees_each_form_of_env_read() -> None:
+    source = "import os\nfrom os import environ\nos.environ.get('A')\nos.getenv('B')\nx = os.environ['C']\n"
+    assert env_reads(source) == [2, 3, 4, 5]
+
+
+def test_no_module_but_settings_reads_the_environment() -> None:
+    files = sorted(PACKAGE.rglob("*.py")) + sorted((ROOT / "dags").glob("*.py"))
+    assert len(files) > 40
+    offenders = []
+    for path in files:
+        rel = path.relative_to(PACKAGE).as_posix() if PACKAGE in path.parents else path.relative_to(ROOT).as_posix()
+        if rel == "settings.py" or rel.startswith(REWRITE_IN_PROGRESS):
+            continue
+        text = path.read_text()
+        lines = text.splitlines()
+        for lineno in env_reads(text):
+            if ALLOWED_LINES.get(rel, "\0") in lines[lineno - 1]:
+                continue
+            offenders.append(f"{rel}:{lineno}: {lines[lineno - 1].strip()}")
+    assert offenders == [], "read settings through flowsync_provider.settings:\n" + "\n".join(offenders)
+
+
+# ---------------------------------------------------------------- docs/configuration.md is the reference
+
+
+def test_every_option_has_a_row_in_docs_configuration() -> None:
+    doc = (ROOT / "docs" / "configuration.md").read_text()
+    rows = {line.split("|")[1].strip(): line for line in doc.splitlines() if line.startswith("| `")}
+    for name, option in settings.OPTIONS.items():
+        row = rows.get(f"`{name}`")
+        assert row is not None, f"docs/configuration.md has no row for [flowsync] {name}"
+        assert f"`{option.airflow_env}`" in row
+        assert all(f"`{env}`" in row for env in option.envs), (name, option.envs)
+        assert (f"`{option.default}`" if option.default is not None else "—") in row.split("|")[4], name
+        assert f"`{settings.ACCESSORS[name]}(" in row, name
