@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -187,3 +189,30 @@ def test_every_option_has_a_row_in_docs_configuration() -> None:
         assert all(f"`{env}`" in row for env in option.envs), (name, option.envs)
         assert (f"`{option.default}`" if option.default is not None else "—") in row.split("|")[4], name
         assert f"`{settings.ACCESSORS[name]}(" in row, name
+
+
+def test_airflow_cfg_values_count_inside_airflow(clean_env: pytest.MonkeyPatch) -> None:
+    """In an Airflow process the [flowsync] section is read with conf (airflow.cfg too), before the runbook name."""
+    from airflow.configuration import conf
+
+    clean_env.setenv("FLOWSYNC_STORAGE_BACKEND", "supabase")
+    conf.set("flowsync", "storage_backend", "local")
+    try:
+        assert settings.lookup("storage_backend") == ("local", "[flowsync] storage_backend")
+    finally:
+        conf.remove_option("flowsync", "storage_backend")
+    assert settings.storage_backend() == "supabase"
+
+
+def test_the_client_side_never_imports_airflow_for_a_setting() -> None:
+    """Outside Airflow processes the env form is read directly: the client and bench stay Airflow-free."""
+    code = (
+        "import os, sys\n"
+        "os.environ['AIRFLOW__FLOWSYNC__KLAVIYO_LIMIT_GLOBAL_BURST'] = '3'\n"
+        "os.environ['KLAVIYO_LIMIT_GLOBAL_BURST'] = '9'\n"
+        "from flowsync_provider.klaviyo import KlaviyoClient\n"
+        "client = KlaviyoClient('pk_test', limiter_url='memory://')\n"
+        "print(client.global_burst, any(m == 'airflow' or m.startswith('airflow.') for m in sys.modules))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert result.stdout.split() == ["3", "False"]

@@ -3,21 +3,24 @@
 Lookup order per setting (first non-empty value wins):
 
 1. Airflow config ``[flowsync] <option>`` — ``AIRFLOW__FLOWSYNC__<OPTION>`` or ``airflow.cfg``, read with
-   ``airflow.configuration.conf``;
+   ``airflow.configuration.conf`` in Airflow processes (where it is always loaded already). Elsewhere (the
+   client in the bench or scripts) Airflow is not imported for this: ``AIRFLOW__FLOWSYNC__<OPTION>`` is read
+   directly, so the client stays Airflow-free and the env form means the same everywhere;
 2. the runbook's environment name(s) (``KLAVIYO_ENABLE``, ``FLOW_STAGING_BUCKET``, …), in the order listed;
 3. the default below (``None`` = not set).
 
 The section is declared in ``get_provider_info()["config"]`` (built from :data:`OPTIONS`), so
 ``airflow config list`` shows it; its declared defaults are ``None`` (the real ones are applied here, after
 the runbook names, and named in each description). Values are read at call time, never at import time (tests change the
-environment per test; Airflow components read their own environment). Airflow is imported lazily and only
-when installed, so ``core/``, the client and the bench stay usable without it. Secret values are returned
-to their one caller and never logged; :data:`OPTIONS` holds names and defaults only.
+environment per test; Airflow components read their own environment). Airflow's config is used only when
+already loaded, so ``core/``, the client and the bench stay usable (and fast) without it. Secret values are
+returned to their one caller and never logged; :data:`OPTIONS` holds names and defaults only.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -128,13 +131,12 @@ def provider_config() -> dict[str, dict]:
 
 
 def _from_airflow_config(name: str) -> str | None:
-    """``[flowsync] name`` when explicitly configured (env, cfg, secret, cmd); None without Airflow."""
-    try:
-        from airflow.configuration import conf
-    except ImportError:  # the client / bench without Airflow installed
-        return None
+    """``[flowsync] name`` when explicitly configured; outside Airflow processes only its env form."""
+    configuration = sys.modules.get("airflow.configuration")
+    if configuration is None:  # not an Airflow process (client, bench, scripts): importing Airflow costs ~1 s
+        return os.environ.get(OPTIONS[name].airflow_env)
     # fallback=None: only explicitly configured values, so the runbook env still beats the default.
-    value = conf.get(SECTION, name, fallback=None)
+    value = configuration.conf.get(SECTION, name, fallback=None)
     return None if value is None else str(value)
 
 
