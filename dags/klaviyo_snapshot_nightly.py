@@ -8,12 +8,12 @@ Thin on purpose: wiring and params only.
 
 from __future__ import annotations
 
-import os
 from datetime import timedelta
 
 import pendulum
 from airflow.sdk import DAG, task_group
 
+from flowsync_provider import settings
 from flowsync_provider.notifications import failure_alert
 from flowsync_provider.operators.snapshot_runs import (
     ResolveAccountsOperator,
@@ -30,7 +30,7 @@ from flowsync_provider.params import nightly_params
 with DAG(
     dag_id="klaviyo_snapshot_nightly",
     description="Nightly ±1 day Klaviyo snapshot: flows.csv, campaigns.csv, subscribers.csv → snapshot process",
-    schedule=os.environ.get("FLOWSYNC_NIGHTLY_SCHEDULE", "0 7 * * *"),
+    schedule=settings.nightly_schedule(),  # provider config / FLOWSYNC_NIGHTLY_SCHEDULE: no lookup of Airflow state
     start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,

@@ -7,6 +7,8 @@ __version__ = "0.1.0"
 
 def get_provider_info() -> dict:
     """Provider metadata read by Airflow's ProvidersManager (entry point ``apache_airflow_provider``)."""
+    from flowsync_provider.settings import provider_config  # no Airflow import: names and defaults only
+
     return {
         "package-name": "airflow-provider-flowsync",
         "name": "flowsync",
@@ -64,6 +66,7 @@ def get_provider_info() -> dict:
             {"integration-name": "Klaviyo", "python-modules": ["flowsync_provider.triggers.ratelimit"]},
             {"integration-name": "flowsync dashboard", "python-modules": ["flowsync_provider.triggers.snapshot"]},
         ],
+        "config": provider_config(),
         "notifications": ["flowsync_provider.notifications.FlowsyncFailureNotifier"],
         "integrations": [
             {"integration-name": "Klaviyo", "external-doc-url": "https://developers.klaviyo.com/en/reference/api_overview"},

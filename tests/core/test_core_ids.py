@@ -49,11 +49,11 @@ def test_changed_ids_carry_a_hash_of_the_raw_id() -> None:
 
 
 def test_run_folders_of_two_accounts_never_coincide(tmp_path) -> None:
-    env = {"FLOWSYNC_HOME": str(tmp_path)}
     run = "scheduled__2025-09-17T07:00:00+00:00"
-    folders = [run_folder("klaviyo_snapshot_nightly", run, a, env=env) for a in ("acme/eu", "acme_eu", "acme:eu")]
+    folders = [run_folder("klaviyo_snapshot_nightly", run, a, home=tmp_path) for a in ("acme/eu", "acme_eu", "acme:eu")]
     assert len(set(folders)) == 3
-    assert run_folder("klaviyo_snapshot_nightly", run, "acme_eu", env=env).parent.name == "acme_eu"
+    assert run_folder("klaviyo_snapshot_nightly", run, "acme_eu", home=tmp_path).parent.name == "acme_eu"
+    assert all(tmp_path in f.parents for f in folders)
     for a, b in itertools.combinations(folders, 2):
         assert a not in b.parents and b not in a.parents
     for folder in folders:

@@ -225,23 +225,38 @@ def test_wrong_header_is_refused_even_with_allow_empty(tmp_path) -> None:
 # ---------------------------------------------------------------- live gating
 
 def test_live_gating_names_each_missing_piece_in_order() -> None:
+    """The facts come in as values (settings.klaviyo_enabled(), connection/secret checks): core reads nothing."""
     with pytest.raises(KlaviyoDisabled, match="Klaviyo disabled: set KLAVIYO_ENABLE=true"):
-        require_live_ready({}, storage_configured=True, needs_admin_secret=False)
+        require_live_ready(klaviyo_enabled=False, storage_configured=True, needs_admin_secret=False)
     with pytest.raises(LiveNotReady, match="verify Supabase envs and staging bucket permissions"):
-        require_live_ready({"KLAVIYO_ENABLE": "true"}, storage_configured=False, needs_admin_secret=True)
+        require_live_ready(klaviyo_enabled=True, storage_configured=False, needs_admin_secret=True)
     with pytest.raises(LiveNotReady, match="Unauthorized: admin secret missing/invalid"):
-        require_live_ready({"KLAVIYO_ENABLE": "true"}, storage_configured=True, needs_admin_secret=True)
+        require_live_ready(klaviyo_enabled=True, storage_configured=True, needs_admin_secret=True,
+                           admin_secret_configured=False)
     with pytest.raises(LiveNotReady, match="ADMIN_JOB_SECRET"):
-        require_live_ready({"KLAVIYO_ENABLE": "true", "ADMIN_JOB_SECRET": "s"}, storage_configured=True,
-                           needs_admin_secret=True, admin_secret_configured=False)
+        require_live_ready(klaviyo_enabled=True, storage_configured=True, needs_admin_secret=True,
+                           admin_secret_configured=False)
 
 
 def test_live_gating_passes_when_everything_is_there() -> None:
-    env = {"KLAVIYO_ENABLE": "TRUE", "ADMIN_JOB_SECRET": "admin-secret-123"}
-    assert require_live_ready(env, storage_configured=True, needs_admin_secret=True) is None
-    assert require_live_ready({"KLAVIYO_ENABLE": "true"}, storage_configured=True, needs_admin_secret=False) is None
-    assert require_live_ready({"KLAVIYO_ENABLE": "true"}, storage_configured=True, needs_admin_secret=True,
+    assert require_live_ready(klaviyo_enabled=True, storage_configured=True, needs_admin_secret=True,
                               admin_secret_configured=True) is None
+    assert require_live_ready(klaviyo_enabled=True, storage_configured=True, needs_admin_secret=False) is None
+
+
+def test_live_gating_looks_up_omitted_facts_in_the_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Transitional (TODO issue 10): omitted facts come from settings.klaviyo_enabled() / admin_job_secret()."""
+    monkeypatch.setenv("KLAVIYO_ENABLE", "TRUE")
+    monkeypatch.delenv("AIRFLOW__FLOWSYNC__KLAVIYO_ENABLE", raising=False)
+    monkeypatch.delenv("AIRFLOW__FLOWSYNC__ADMIN_JOB_SECRET", raising=False)
+    monkeypatch.setenv("ADMIN_JOB_SECRET", "admin-secret-123")
+    assert require_live_ready(storage_configured=True, needs_admin_secret=True) is None
+    monkeypatch.setenv("ADMIN_JOB_SECRET", " ")
+    with pytest.raises(LiveNotReady, match="Unauthorized"):
+        require_live_ready(storage_configured=True, needs_admin_secret=True)
+    monkeypatch.setenv("KLAVIYO_ENABLE", "false")
+    with pytest.raises(KlaviyoDisabled):
+        require_live_ready(storage_configured=True, needs_admin_secret=False)
 
 
 def test_uploads_and_history_stay_pure() -> None:

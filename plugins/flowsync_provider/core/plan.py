@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import math
 from datetime import date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from flowsync_provider.core.params import SyncRequest
+if TYPE_CHECKING:  # annotations only: core.params builds its param specs from this module's limits
+    from flowsync_provider.core.params import SyncRequest
 from flowsync_provider.core.windows import (
     REPORT_CHUNK_DAYS,
     Window,
@@ -26,7 +27,7 @@ SERIES_MAX_DAYS = REPORT_CHUNK_DAYS  # spec: a daily series timeframe cannot be 
 # The nightly window [T-1-extra, T+1] spans extra + 3 days: the widest lookback that still fits one series call.
 NIGHTLY_ONE_CALL_MAX_LOOKBACK = SERIES_MAX_DAYS - nightly_window(date(2020, 1, 1), 0).n_days
 VALUES_MAX_DAYS = 365  # spec: timeframes are at most one year
-REPORTING_DAILY_QUOTA = 225
+REPORTING_DAILY_QUOTA = 225  # Klaviyo's reporting calls per account per day (the one copy)
 REPORTING_STEADY_PER_MIN = 2
 
 

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from flowsync_provider.core.ids import safe_segment
-
-REPORTING_DAILY_QUOTA = 225
+from flowsync_provider.core.plan import REPORTING_DAILY_QUOTA
 
 
 def merge_diagnostics(parts: Iterable[Mapping[str, Any] | None]) -> dict[str, Any]:
@@ -35,23 +33,26 @@ def quota_line(reporting_calls: int, quota: int = REPORTING_DAILY_QUOTA) -> str:
     return f"reporting calls used: {reporting_calls} of Klaviyo's {quota}/day budget ({reporting_calls / quota:.1%})"
 
 
-def flowsync_home(env: Mapping[str, str] | None = None) -> Path:
-    """Local working/output root: FLOWSYNC_HOME, else $AIRFLOW_HOME/flowsync, else ~/.flowsync."""
-    env = os.environ if env is None else env
-    if env.get("FLOWSYNC_HOME"):
-        return Path(env["FLOWSYNC_HOME"])
-    if env.get("AIRFLOW_HOME"):
-        return Path(env["AIRFLOW_HOME"]) / "flowsync"
-    return Path.home() / ".flowsync"
+def flowsync_home() -> Path:
+    """``settings.flowsync_home()``, for callers not yet passing the home (the one home rule lives there).
+
+    TODO issue 10: remove when the operator/snapshot rewrite lands (operators/upload.py imports it here).
+    """
+    from flowsync_provider.core.params import legacy_settings
+
+    return legacy_settings().flowsync_home()
 
 
-def run_folder(dag_id: str, run_id: str, account: str | None = None, env: Mapping[str, str] | None = None) -> Path:
+def run_folder(dag_id: str, run_id: str, account: str | None = None, home: Path | None = None) -> Path:
     """``<home>/runs/<dag>/[<account>/]<run>``, each part through the one injective id rule.
+
+    ``home`` is ``settings.flowsync_home()`` (looked up when omitted: TODO issue 10, operators pass it after
+    the rewrite).
 
     Two different account ids never share a folder (``acme/eu`` and ``acme_eu`` used to), so one
     account's files can never be uploaded (or cleaned up) by another.
     """
-    parts = [flowsync_home(env), "runs", safe_segment(dag_id, fallback="dag")]
+    parts = [flowsync_home() if home is None else Path(home), "runs", safe_segment(dag_id, fallback="dag")]
     if account not in (None, ""):
         parts.append(safe_segment(account, fallback="account"))
     parts.append(safe_segment(run_id, fallback="run"))

@@ -20,7 +20,7 @@ from typing import IO, Any
 
 from flowsync_provider.core import ids
 from flowsync_provider.core.errors import FlowsyncError
-from flowsync_provider.core.params import require_klaviyo_enabled
+from flowsync_provider.core.params import legacy_settings, require_klaviyo_enabled
 from flowsync_provider.core.schemas import (
     ADDITIVE_COLUMNS,
     CAMPAIGNS_COLUMNS,
@@ -262,21 +262,24 @@ def check_uploadable(
 # ---------------------------------------------------------------- live gating
 
 def require_live_ready(
-    env: Mapping[str, str] | None = None,
     *,
     storage_configured: bool,
     needs_admin_secret: bool,
     admin_secret_configured: bool | None = None,
+    klaviyo_enabled: bool | None = None,
 ) -> None:
     """Live mode gating (runbook), checked before anything is fetched; the first missing piece raises.
 
-    1. ``KLAVIYO_ENABLE=true`` (:class:`~flowsync_provider.core.params.KlaviyoDisabled`, the runbook's 501);
+    1. ``klaviyo_enabled`` (``settings.klaviyo_enabled()``: KLAVIYO_ENABLE=true;
+       :class:`~flowsync_provider.core.params.KlaviyoDisabled`, the runbook's 501);
     2. a storage connection (:class:`LiveNotReady`, the runbook's "verify Supabase envs");
     3. for the snapshot trigger, the admin secret (:class:`LiveNotReady`, the runbook's 401).
-       ``admin_secret_configured=None`` looks at ``ADMIN_JOB_SECRET`` in ``env``.
+       ``admin_secret_configured`` is whether the dashboard connection or ``settings.admin_job_secret()``
+       holds it.
+
+    A ``None`` fact is looked up in the settings (TODO issue 10: callers pass both after the operator rewrite).
     """
-    env = os.environ if env is None else env
-    require_klaviyo_enabled(env)
+    require_klaviyo_enabled(klaviyo_enabled)
     if not storage_configured:
         raise LiveNotReady(
             "Live mode needs storage: verify Supabase envs and staging bucket permissions (set the "
@@ -285,7 +288,7 @@ def require_live_ready(
         )
     if needs_admin_secret:
         present = (
-            bool(str(env.get("ADMIN_JOB_SECRET", "")).strip())
+            bool(legacy_settings().admin_job_secret())
             if admin_secret_configured is None else admin_secret_configured
         )
         if not present:

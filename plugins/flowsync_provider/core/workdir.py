@@ -27,7 +27,6 @@ import signal
 import tempfile
 import threading
 import time
-from collections.abc import Mapping
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any
@@ -194,15 +193,15 @@ def _remove_if_dead(path: Path, *, is_dir: bool) -> int | None:
 
 
 def sweep_dead_workdirs(root: str | os.PathLike[str] | None = None, *,
-                        env: Mapping[str, str] | None = None) -> dict[str, Any]:
+                        home: Path | None = None) -> dict[str, Any]:
     """Remove the work dirs and atomic-write temp files under ``root`` whose owner is dead.
 
-    ``root`` defaults to ``$FLOWSYNC_HOME/runs`` and must lie inside ``FLOWSYNC_HOME``. A live run holds
+    ``root`` defaults to ``<home>/runs`` and must lie inside ``home`` (``settings.flowsync_home()``). A live run holds
     its lock, so its files survive whatever their age. Returns what was removed, how many were kept
     because live, the bytes freed and the sweep's duration.
     """
     started = time.monotonic()
-    home = flowsync_home(env).resolve()
+    home = (flowsync_home() if home is None else Path(home)).resolve()
     base = (home / "runs") if root is None else Path(root)
     resolved = base.resolve()
     if resolved != home and home not in resolved.parents:

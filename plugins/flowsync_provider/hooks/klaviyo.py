@@ -6,17 +6,17 @@ above 0; default 30; reporting calls always wait at least 60 s, see ``klaviyo.cl
 (the limiter key shared by tasks of one account), ``time_scale`` (sandbox/testing only: the sandbox's
 time compression; 1 in production).
 
-Environment fallbacks, so ``make demo`` works with env only:
-- the key: ``KLAVIYO_API_KEY``, then ``KLAVIYO_API_KEY_PRIVATE``, when the connection has none;
+Settings fallbacks (``flowsync_provider.settings``), so ``make demo`` works with env only:
+- the key: setting ``klaviyo_api_key`` (``KLAVIYO_API_KEY``, then ``KLAVIYO_API_KEY_PRIVATE``), when the
+  connection has none;
 - a connection that does not exist at all (no ``AIRFLOW_CONN_KLAVIYO_DEFAULT``) is not an error
-  when a key is in the environment; the base URL then comes from ``KLAVIYO_BASE_URL`` (default
+  when a key is configured; the base URL then comes from ``KLAVIYO_BASE_URL`` (default
   ``https://a.klaviyo.com``) and the revision from ``KLAVIYO_API_REVISION``.
 Nothing is looked up in ``__init__`` (hooks are built at DAG parse time).
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -24,6 +24,7 @@ from typing import Any
 from airflow.sdk import BaseHook
 from airflow.sdk.exceptions import AirflowNotFoundException
 
+from flowsync_provider import settings as flowsync_settings
 from flowsync_provider.klaviyo import (
     DEFAULT_BASE_URL,
     REQUIRED_SCOPES,
@@ -38,8 +39,7 @@ from flowsync_provider.klaviyo.settings import DEFAULT_TIMEOUT_SECONDS, resolve_
 
 __all__ = ["CONN_FIELDS", "KEY_ENVS", "KlaviyoConnectionSettings", "KlaviyoHook", "UI_FIELD_BEHAVIOUR"]
 
-KEY_ENVS = ("KLAVIYO_API_KEY", "KLAVIYO_API_KEY_PRIVATE")
-BASE_URL_ENV = "KLAVIYO_BASE_URL"
+KEY_ENVS = flowsync_settings.OPTIONS["klaviyo_api_key"].envs  # ("KLAVIYO_API_KEY", "KLAVIYO_API_KEY_PRIVATE")
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 # Declarative UI metadata in provider-info form (Airflow >= 3.2 reads these from get_provider_info;
@@ -101,11 +101,8 @@ def _mask(secret: str) -> None:
 
 
 def _env_key() -> tuple[str | None, str]:
-    for name in KEY_ENVS:
-        value = os.environ.get(name, "").strip()
-        if value:
-            return value, f"env {name}"
-    return None, "missing"
+    """``(key, source)`` from the settings; the source names where it came from, never the key."""
+    return flowsync_settings.klaviyo_api_key()
 
 
 def base_url_from(host: str | None, schema: str | None = None, port: int | None = None) -> str:
@@ -169,7 +166,7 @@ class KlaviyoHook(BaseHook):
                     f"environment: create it (e.g. AIRFLOW_CONN_{self.klaviyo_conn_id.upper()}) or set "
                     "KLAVIYO_API_KEY"
                 )
-            env_url = os.environ.get(BASE_URL_ENV, "").strip()
+            env_url, url_source = flowsync_settings.klaviyo_base_url()
             self.log.info(
                 "Klaviyo connection %r is not defined; using the key from %s", self.klaviyo_conn_id, key_source
             )
@@ -180,7 +177,7 @@ class KlaviyoHook(BaseHook):
                 timeout=DEFAULT_TIMEOUT_SECONDS,
                 account_key=None,
                 key_source=key_source,
-                url_source=f"env {BASE_URL_ENV}" if env_url else "default",
+                url_source=url_source if env_url else "default",
             )
         else:
             extra = conn.extra_dejson or {}

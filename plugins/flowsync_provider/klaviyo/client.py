@@ -35,8 +35,9 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from flowsync_provider import __version__
+from flowsync_provider import __version__, settings
 from flowsync_provider.core.limits import REPORTING_BUCKET, RateLimit, limits_for, operation_for
+from flowsync_provider.core.plan import REPORTING_DAILY_QUOTA
 from flowsync_provider.klaviyo.diagnostics import Diagnostics
 from flowsync_provider.klaviyo.errors import (
     KlaviyoAuthError,
@@ -52,7 +53,6 @@ from flowsync_provider.klaviyo.settings import (
     DEFAULT_BASE_URL,
     DEFAULT_TIMEOUT_SECONDS,
     account_key_for,
-    env_int,
     resolve_limiter_url,
     resolve_revision,
     resolve_time_scale,
@@ -66,7 +66,6 @@ BACKOFF_BASE_SECONDS = 1.0
 BACKOFF_MAX_SECONDS = 30.0
 MAX_CONSECUTIVE_429 = 50
 DEFAULT_429_WAIT_SECONDS = 1.0
-REPORTING_DAILY_QUOTA = 225
 # Klaviyo's reporting endpoints aggregate up to a year of events server-side and can take tens of
 # seconds to answer. A shorter read timeout abandons a call Klaviyo still serves and counts against
 # the 225/day quota, so reporting calls always wait at least this long (Klaviyo seconds: divided by the
@@ -199,8 +198,8 @@ class KlaviyoClient:
         self.time_scale = resolve_time_scale(time_scale)
         self.max_wait_seconds = float(max_wait_seconds)
         self.max_attempts = int(max_attempts)
-        self.global_burst = env_int("KLAVIYO_LIMIT_GLOBAL_BURST")
-        self.global_per_minute = env_int("KLAVIYO_LIMIT_GLOBAL_PER_MINUTE")
+        self.global_burst = settings.klaviyo_limit_global_burst()
+        self.global_per_minute = settings.klaviyo_limit_global_per_minute()
         self.diagnostics = Diagnostics()
         self._transport = transport
         self._pacer = Pacer(self.limiter_url, self.account_key, self.time_scale)

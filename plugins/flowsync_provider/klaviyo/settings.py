@@ -1,4 +1,4 @@
-"""Client settings read from arguments or the environment, validated once.
+"""Client settings from arguments or ``flowsync_provider.settings`` (the one settings reader), validated once.
 
 The revision is pinned: Klaviyo changes response shapes between revisions, and a silent shape
 change would corrupt the CSVs, so only revisions this package was built and tested against pass.
@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import math
-import os
-from pathlib import Path
 
+from flowsync_provider import settings
 from flowsync_provider.klaviyo.errors import KlaviyoConfigError
 
 SUPPORTED_REVISIONS: tuple[str, ...] = ("2026-07-15",)
@@ -20,8 +19,8 @@ DEFAULT_TIMEOUT_SECONDS = 30.0
 
 
 def resolve_revision(value: str | None = None) -> str:
-    """The revision to send: argument, else env ``KLAVIYO_API_REVISION``, else the default."""
-    revision = (value or os.environ.get("KLAVIYO_API_REVISION") or DEFAULT_REVISION).strip()
+    """The revision to send: argument, else setting KLAVIYO_API_REVISION, else the default."""
+    revision = (value or settings.klaviyo_api_revision() or DEFAULT_REVISION).strip()
     if revision not in SUPPORTED_REVISIONS:
         raise KlaviyoConfigError(
             f"Klaviyo API revision {revision!r} is not supported; use one of "
@@ -70,38 +69,15 @@ def resolve_timeout(value: object, *, field: str = "KlaviyoClient timeout") -> f
     return seconds
 
 
-def flowsync_home() -> Path:
-    """Local working root: ``FLOWSYNC_HOME``, else ``$AIRFLOW_HOME/flowsync``, else ``~/.flowsync``."""
-    if os.environ.get("FLOWSYNC_HOME"):
-        return Path(os.environ["FLOWSYNC_HOME"]).expanduser()
-    if os.environ.get("AIRFLOW_HOME"):
-        return Path(os.environ["AIRFLOW_HOME"]).expanduser() / "flowsync"
-    return Path("~/.flowsync").expanduser()
-
-
 def resolve_limiter_url(value: str | None = None) -> str:
     """Where pacing state lives: ``redis://…`` or ``sqlite:///abs/path.db`` (default under FLOWSYNC_HOME)."""
-    url = value or os.environ.get("FLOWSYNC_LIMITER_URL") or f"sqlite:///{flowsync_home() / 'limiter.db'}"
+    url = value or settings.limiter_url()
     if not url.startswith(("sqlite:///", "redis://", "rediss://", "unix://", "memory://")):
         raise KlaviyoConfigError(
             "FLOWSYNC_LIMITER_URL must start with sqlite:///, redis:// or memory://, "
             f"got scheme {url.split(':', 1)[0]!r}"
         )
     return url
-
-
-def env_int(name: str) -> int | None:
-    """A positive integer env setting, or None when unset/empty."""
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return None
-    try:
-        value = int(raw)
-    except ValueError:
-        raise KlaviyoConfigError(f"{name} must be a positive integer, got {raw!r}") from None
-    if value <= 0:
-        raise KlaviyoConfigError(f"{name} must be a positive integer, got {value}")
-    return value
 
 
 def account_key_for(api_key: str) -> str:

@@ -1,14 +1,15 @@
 """Storage backends behind one small interface (local folder, Supabase Storage) + bucket resolution.
 
 Backends are pure of Airflow: hooks build them from connections, tests and the demo build them
-directly.
+directly. Bucket names come from ``flowsync_provider.settings`` (FLOW_STAGING_BUCKET, DATA_INGEST_BUCKET /
+PREAUTH_BUCKET) unless a mapping of those names is passed.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 
+from flowsync_provider import settings
 from flowsync_provider.storage.base import (
     BucketNotFound,
     ObjectExists,
@@ -55,8 +56,12 @@ def _first_set(env: Mapping[str, str], names: tuple[str, ...]) -> str | None:
 
 
 def ingest_bucket(env: Mapping[str, str] | None = None) -> str:
-    """The snapshot ingest bucket: ``DATA_INGEST_BUCKET``, else ``PREAUTH_BUCKET``."""
-    value = _first_set(os.environ if env is None else env, INGEST_BUCKET_ENVS)
+    """The snapshot ingest bucket: ``settings.ingest_bucket()`` (DATA_INGEST_BUCKET, else PREAUTH_BUCKET).
+
+    ``env``: a mapping of those names read instead (TODO issue 10: drop it once operators/upload.py stops
+    passing ``os.environ``).
+    """
+    value = settings.ingest_bucket() if env is None else _first_set(env, INGEST_BUCKET_ENVS)
     if value is None:
         raise StorageConfigError(
             "No ingest bucket configured: set DATA_INGEST_BUCKET (or the fallback PREAUTH_BUCKET) to the "
@@ -66,8 +71,11 @@ def ingest_bucket(env: Mapping[str, str] | None = None) -> str:
 
 
 def staging_bucket(env: Mapping[str, str] | None = None) -> str:
-    """The staging bucket for single live writes: ``FLOW_STAGING_BUCKET``."""
-    value = _first_set(os.environ if env is None else env, (STAGING_BUCKET_ENV,))
+    """The staging bucket for single live writes: ``settings.staging_bucket()`` (FLOW_STAGING_BUCKET).
+
+    ``env``: as for :func:`ingest_bucket`.
+    """
+    value = settings.staging_bucket() if env is None else _first_set(env, (STAGING_BUCKET_ENV,))
     if value is None:
         raise StorageConfigError(
             "No staging bucket configured: set FLOW_STAGING_BUCKET to the bucket that receives live writes."

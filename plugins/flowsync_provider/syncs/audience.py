@@ -12,7 +12,7 @@ audience: rows go to disk as they arrive and only counts, paths and diagnostics 
   and the merge is one sequential pass; the sort only matters if a server ignores ``sort``.
 - PII: ``fields[profile]`` asks only for what the CSV needs (names not even fetched with dropNames);
   ``hashEmails`` writes a keyed HMAC-SHA256; previews are masked; local run folders are removed after a
-  successful upload (``cleanup_run_folder``, retention ``FLOWSYNC_PII_RETENTION_HOURS``). Sort runs and
+  successful upload (``cleanup_run_folder``, retention setting ``FLOWSYNC_PII_RETENTION_HOURS``). Sort runs and
   the half-written data file live in one flocked ``core.workdir.WorkDir``, removed on every exit Python
   sees; a SIGKILLed run's is removed by the next run's ``sweep_dead_workdirs``.
 
@@ -38,13 +38,13 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
+from flowsync_provider import settings
 from flowsync_provider.core import catalog as catalog_core
 from flowsync_provider.core.csvio import CsvStreamWriter, csv_text, format_row, sample, write_json
 from flowsync_provider.core.errors import ParamError
 from flowsync_provider.core.params import SyncRequest
 from flowsync_provider.core.schemas import SUBSCRIBERS_COLUMNS
 from flowsync_provider.core.subscribers import profile_row
-from flowsync_provider.core.summary import flowsync_home
 from flowsync_provider.core.workdir import WorkDir, atomic_temp
 from flowsync_provider.klaviyo import KlaviyoClient
 from flowsync_provider.syncs.output import base_diagnostics, check_budget, client_diagnostics
@@ -55,10 +55,6 @@ DAG_ID = "klaviyo_audience_sync"
 PROFILES_PATH = "/api/profiles"
 PAGE_SIZE = 100  # the spec's maximum for /api/profiles and /api/lists/{id}/profiles
 DEFAULT_CHUNK_ROWS = 5_000
-HASH_KEY_ENV = "FLOWSYNC_HASH_KEY"
-RETENTION_ENV = "FLOWSYNC_PII_RETENTION_HOURS"
-LOOKBACK_ENV = "FLOWSYNC_AUDIENCE_LOOKBACK_HOURS"
-DEFAULT_LOOKBACK_HOURS = 24.0
 UPLOADED_MARKER = ".uploaded"
 BUDGET_ADVICE = "use audienceMode=incremental, or raise rowBudget (hard maximum FLOWSYNC_MAX_ROW_BUDGET)"
 UNKEYED_HASH_WARNING = (
@@ -70,28 +66,17 @@ ROW_COLUMNS = tuple(c for c in SUBSCRIBERS_COLUMNS if c != "Lists")
 
 # ---------------------------------------------------------------- settings
 
-def hash_key_from_env(env: Mapping[str, str] | None = None) -> bytes | None:
-    """The HMAC key from env FLOWSYNC_HASH_KEY (None when unset: hashing falls back to plain SHA-256)."""
-    value = ((os.environ if env is None else env).get(HASH_KEY_ENV) or "").strip()
-    return value.encode("utf-8") if value else None
+def hash_key_from_env() -> bytes | None:
+    """``settings.hash_key()`` (FLOWSYNC_HASH_KEY; None: hashing falls back to plain SHA-256).
 
-
-def _hours(env_name: str, default: float, env: Mapping[str, str] | None = None) -> float:
-    raw = ((os.environ if env is None else env).get(env_name) or "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError as exc:
-        raise ParamError(f"{env_name} must be a number of hours, got {raw!r}.") from exc
-    if value < 0:
-        raise ParamError(f"{env_name} must be 0 or more hours, got {raw!r}.")
-    return value
+    TODO issue 10: remove when operators/audience.py and operators/snapshot_runs.py (its callers) are rewritten.
+    """
+    return settings.hash_key()
 
 
 def default_updated_since(instant: datetime, lookback_hours: float | None = None) -> str:
-    """Incremental default: ``lookback_hours`` (env FLOWSYNC_AUDIENCE_LOOKBACK_HOURS, 24) before the run."""
-    hours = _hours(LOOKBACK_ENV, DEFAULT_LOOKBACK_HOURS) if lookback_hours is None else lookback_hours
+    """Incremental default: ``lookback_hours`` (setting FLOWSYNC_AUDIENCE_LOOKBACK_HOURS, 24) before the run."""
+    hours = settings.audience_lookback_hours() if lookback_hours is None else lookback_hours
     aware = instant if instant.tzinfo is not None else instant.replace(tzinfo=UTC)
     return (aware.astimezone(UTC) - timedelta(hours=hours)).replace(microsecond=0).isoformat()
 
@@ -120,7 +105,7 @@ def audience_plan(client: KlaviyoClient, request: SyncRequest, *, now: datetime,
     if request.audienceMode == "incremental":
         updated_since = request.updatedSince or default_updated_since(now)
     warnings = list(request.warnings)
-    keyed = bool(hash_key_from_env()) if hash_key_set is None else hash_key_set
+    keyed = bool(settings.hash_key()) if hash_key_set is None else hash_key_set
     if request.hashEmails and not keyed:
         warnings.append(UNKEYED_HASH_WARNING)
     log.info("Audience plan: %s export%s for account %s", request.audienceMode,
@@ -375,7 +360,7 @@ def write_audience_summary(plan: Mapping[str, Any], export: Mapping[str, Any]) -
         **base_diagnostics(client_diagnostics([plan, export]), warnings),
         "export": dict(export.get("stats") or {}),
         "privacy": {**dict(export.get("hash") or {}), "dropNames": request.dropNames,
-                    "sampleMasked": True, "retentionHours": pii_retention_hours()},
+                    "sampleMasked": True, "retentionHours": settings.pii_retention_hours()},
     }
     output = {
         "mode": request.mode,
@@ -396,27 +381,22 @@ def write_audience_summary(plan: Mapping[str, Any], export: Mapping[str, Any]) -
 
 # ---------------------------------------------------------------- PII retention
 
-def pii_retention_hours(env: Mapping[str, str] | None = None) -> float:
-    """Hours a run folder with PII is kept after a successful upload (env FLOWSYNC_PII_RETENTION_HOURS, 0)."""
-    return _hours(RETENTION_ENV, 0.0, env)
+def _runs_root(home: Path | None = None) -> Path:
+    return ((settings.flowsync_home() if home is None else Path(home)) / "runs").resolve()
 
 
-def _runs_root(env: Mapping[str, str] | None = None) -> Path:
-    return (flowsync_home(env) / "runs").resolve()
-
-
-def _inside_runs(path: Path, env: Mapping[str, str] | None = None) -> bool:
-    root = _runs_root(env)
+def _inside_runs(path: Path, home: Path | None = None) -> bool:
+    root = _runs_root(home)
     resolved = path.resolve()
     return resolved != root and root in resolved.parents
 
 
 def purge_expired_run_folders(dag_folder: Path, retention_hours: float, *, now: float | None = None,
-                              env: Mapping[str, str] | None = None) -> list[str]:
+                              home: Path | None = None) -> list[str]:
     """Remove the uploaded run folders under ``dag_folder`` whose upload is older than the retention."""
     now = time.time() if now is None else now
     removed: list[str] = []
-    if not dag_folder.is_dir() or not _inside_runs(dag_folder, env):
+    if not dag_folder.is_dir() or not _inside_runs(dag_folder, home):
         return removed
     for marker in sorted(dag_folder.rglob(UPLOADED_MARKER)):
         try:
@@ -424,23 +404,24 @@ def purge_expired_run_folders(dag_folder: Path, retention_hours: float, *, now: 
         except (OSError, ValueError):
             continue
         run_dir = marker.parent
-        if now - uploaded_at >= retention_hours * 3600 and _inside_runs(run_dir, env):
+        if now - uploaded_at >= retention_hours * 3600 and _inside_runs(run_dir, home):
             shutil.rmtree(run_dir, ignore_errors=True)
             removed.append(str(run_dir))
     return removed
 
 
 def cleanup_run_folder(folder: str | os.PathLike[str], retention_hours: float | None = None, *,
-                       now: float | None = None, env: Mapping[str, str] | None = None) -> dict[str, Any]:
+                       now: float | None = None, home: Path | None = None) -> dict[str, Any]:
     """Call after a successful upload: mark ``folder`` uploaded, then remove every expired PII run folder.
 
     With the default retention 0 the folder itself goes at once; with N hours it stays N hours and a
-    later run's cleanup removes it. Only folders inside ``$FLOWSYNC_HOME/runs`` are ever touched.
+    later run's cleanup removes it. Only folders inside ``<home>/runs`` are ever touched (``home``:
+    ``settings.flowsync_home()``); ``retention_hours`` defaults to ``settings.pii_retention_hours()``.
     """
     path = Path(folder)
-    if not _inside_runs(path, env):
-        raise ParamError(f"refusing to clean {path}: it is not a run folder under {_runs_root(env)}.")
-    hours = pii_retention_hours(env) if retention_hours is None else float(retention_hours)
+    if not _inside_runs(path, home):
+        raise ParamError(f"refusing to clean {path}: it is not a run folder under {_runs_root(home)}.")
+    hours = settings.pii_retention_hours() if retention_hours is None else float(retention_hours)
     now = time.time() if now is None else now
     if path.is_dir():
         (path / UPLOADED_MARKER).write_text(f"{now:.3f}\n")
@@ -448,7 +429,7 @@ def cleanup_run_folder(folder: str | os.PathLike[str], retention_hours: float | 
     if hours <= 0 and path.is_dir():
         shutil.rmtree(path, ignore_errors=True)
         removed.append(str(path.resolve()))
-    runs_root = _runs_root(env)
+    runs_root = _runs_root(home)
     dag_folder = runs_root / path.resolve().relative_to(runs_root).parts[0]
-    removed += purge_expired_run_folders(dag_folder, hours, now=now, env=env)
+    removed += purge_expired_run_folders(dag_folder, hours, now=now, home=home)
     return {"removed": removed, "kept": path.is_dir(), "retentionHours": hours}

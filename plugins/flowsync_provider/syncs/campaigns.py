@@ -10,7 +10,6 @@ those sent inside the window here.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Mapping, Sequence
 from datetime import UTC, timedelta
 from pathlib import Path
@@ -22,6 +21,7 @@ from flowsync_provider.core.params import SyncRequest
 from flowsync_provider.core.schemas import CAMPAIGN_STATISTICS, CAMPAIGNS_COLUMNS
 from flowsync_provider.core.windows import Window, local_midnight
 from flowsync_provider.klaviyo import KlaviyoClient
+from flowsync_provider.syncs.flows import conversion_metric
 from flowsync_provider.syncs.output import (
     base_diagnostics,
     check_budget,
@@ -55,13 +55,6 @@ def campaign_query_params(window: Window, tz: str | None) -> dict[str, Any]:
         "include": "campaign-messages,tags",
         "page[size]": 100,
     }
-
-
-def conversion_metric(client: KlaviyoClient, override: str | None) -> dict[str, Any]:
-    """param > env SHOPIFY_PLACED_ORDER_METRIC_ID > the Metrics API's Placed Order (Shopify preferred)."""
-    env_metric = os.environ.get("SHOPIFY_PLACED_ORDER_METRIC_ID") or None
-    metrics = [] if (override or env_metric) else client.get_metrics()
-    return catalog_core.resolve_conversion_metric(metrics, override=override, env_value=env_metric)
 
 
 def campaign_catalog(client: KlaviyoClient, plan: Mapping[str, Any]) -> dict[str, Any]:

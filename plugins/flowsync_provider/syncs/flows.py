@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from flowsync_provider import settings
 from flowsync_provider.core import catalog as catalog_core
 from flowsync_provider.core import rows as rows_core
 from flowsync_provider.core.params import SyncRequest
@@ -23,8 +23,11 @@ GROUP_BY = ("flow_id", "flow_message_id", "send_channel")
 
 
 def conversion_metric(client: KlaviyoClient, override: str | None) -> dict[str, Any]:
-    """param > env SHOPIFY_PLACED_ORDER_METRIC_ID > the Metrics API's Placed Order (Shopify preferred)."""
-    env_metric = os.environ.get("SHOPIFY_PLACED_ORDER_METRIC_ID") or None
+    """param > setting SHOPIFY_PLACED_ORDER_METRIC_ID > the Metrics API's Placed Order (Shopify preferred).
+
+    The one copy: the campaign sync uses it too.
+    """
+    env_metric = settings.shopify_placed_order_metric_id()
     metrics = [] if (override or env_metric) else client.get_metrics()
     return catalog_core.resolve_conversion_metric(metrics, override=override, env_value=env_metric)
 

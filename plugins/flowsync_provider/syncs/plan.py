@@ -6,8 +6,9 @@ import logging
 from datetime import datetime
 from typing import Any
 
+from flowsync_provider import settings
 from flowsync_provider.core import catalog as catalog_core
-from flowsync_provider.core.params import SyncRequest, hard_max
+from flowsync_provider.core.params import SyncRequest
 from flowsync_provider.core.plan import PLANNERS, preflight_window
 from flowsync_provider.core.summary import quota_line
 from flowsync_provider.core.windows import local_today
@@ -24,7 +25,7 @@ def make_plan(client: KlaviyoClient, request: SyncRequest, *, sync: str, now: da
     if account.get("timezone_defaulted"):
         warnings.append("Klaviyo account timezone unknown: using UTC for day boundaries.")
     today = local_today(account["timezone"], now)
-    plan = PLANNERS[sync](request, tz=account["timezone"], today_local=today, max_days=hard_max("days"))
+    plan = PLANNERS[sync](request, tz=account["timezone"], today_local=today, max_days=settings.hard_max("days"))
     warnings += plan.pop("warnings", [])
     plan.update(sync=sync, request=request.to_dict(), account=account, warnings=warnings)
     log.info(
