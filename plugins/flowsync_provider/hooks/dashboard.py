@@ -9,7 +9,6 @@ operator headers, which Airflow renders and stores in the metadata database.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Mapping
 from datetime import date
@@ -21,6 +20,7 @@ from airflow.providers.http.hooks.http import HttpHook
 from airflow.sdk import Connection
 from airflow.sdk.exceptions import AirflowNotFoundException
 
+from flowsync_provider import settings
 from flowsync_provider.core.errors import FlowsyncError
 
 __all__ = [
@@ -133,7 +133,7 @@ class DashboardHook(HttpHook):
         try:
             return super().get_connection(conn_id)
         except AirflowNotFoundException:
-            url = os.environ.get(URL_ENV, "").strip()
+            url = (settings.dashboard_url() or "").strip()
             if not url:
                 raise DashboardConfigError(
                     f"Dashboard not configured: define the {conn_id!r} connection (conn_type http, host = "
@@ -147,7 +147,7 @@ class DashboardHook(HttpHook):
 
     def _admin_secret(self) -> str:
         conn = self.get_connection(self.http_conn_id)
-        secret = (conn.password or "").strip() or os.environ.get(SECRET_ENV, "").strip()
+        secret = (conn.password or "").strip() or (settings.admin_job_secret() or "").strip()
         if not secret:
             raise DashboardAuthError(UNAUTHORIZED)
         try:

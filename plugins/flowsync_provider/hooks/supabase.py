@@ -8,13 +8,13 @@ built at DAG parse time); lookups happen when ``get_storage()`` runs inside a ta
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from typing import Any
 
 from airflow.sdk import BaseHook
 from airflow.sdk.exceptions import AirflowNotFoundException
 
+from flowsync_provider import settings
 from flowsync_provider.storage.base import StorageConfigError, StorageError
 from flowsync_provider.storage.supabase import SupabaseStorage
 
@@ -102,10 +102,10 @@ class SupabaseHook(BaseHook):
             url, url_source = host, f"connection {self.supabase_conn_id}"
         if conn is not None and conn.password:
             key, key_source = conn.password, f"connection {self.supabase_conn_id}"
-        if not url and os.environ.get(URL_ENV, "").strip():
-            url, url_source = os.environ[URL_ENV].strip(), URL_ENV
-        if not key and os.environ.get(KEY_ENV, "").strip():
-            key, key_source = os.environ[KEY_ENV].strip(), KEY_ENV
+        if not url and settings.supabase_url()[0]:
+            url, url_source = settings.supabase_url()[0], URL_ENV
+        if not key and settings.supabase_service_role_key()[0]:
+            key, key_source = settings.supabase_service_role_key()[0], KEY_ENV
         missing = [name for name, value in (("Supabase URL", url), ("service-role key", key)) if not value]
         if missing:
             raise StorageConfigError(

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from functools import cached_property
@@ -24,6 +23,7 @@ from typing import Any
 
 from airflow.sdk import BaseOperator
 
+from flowsync_provider import settings
 from flowsync_provider.core.params import require_klaviyo_enabled
 from flowsync_provider.errors import fail_fast
 from flowsync_provider.klaviyo import (
@@ -36,7 +36,9 @@ from flowsync_provider.triggers.ratelimit import KlaviyoRateLimitTrigger
 
 ERROR_TEXT_LIMIT = 500
 
-DEFAULT_DEFER_AFTER = float(os.environ.get("FLOWSYNC_DEFER_AFTER_SECONDS", "120"))
+def default_defer_after() -> float:
+    """``[flowsync] defer_after_seconds`` / FLOWSYNC_DEFER_AFTER_SECONDS, read when a task runs (not at import)."""
+    return settings.defer_after_seconds()
 
 
 class KlaviyoBaseOperator(BaseOperator):
@@ -54,7 +56,7 @@ class KlaviyoBaseOperator(BaseOperator):
     ) -> None:
         super().__init__(**kwargs)
         self.klaviyo_conn_id = klaviyo_conn_id
-        self.defer_after_seconds = DEFAULT_DEFER_AFTER if defer_after_seconds is None else defer_after_seconds
+        self.defer_after_seconds = defer_after_seconds  # None: the setting, read when the task runs
 
     @cached_property
     def hook(self):  # noqa: ANN201 - imported lazily to keep parse time light
@@ -103,7 +105,8 @@ class KlaviyoBaseOperator(BaseOperator):
     _task_ledger: TaskLedger | None = None
 
     def _run(self, context: Mapping[str, Any]) -> Any:
-        client = self.hook.get_client(max_wait_seconds=self.defer_after_seconds)
+        wait = default_defer_after() if self.defer_after_seconds is None else self.defer_after_seconds
+        client = self.hook.get_client(max_wait_seconds=wait)
         try:
             ledger = self._task_ledger = client.task_ledger(self.ledger_key(context, client.account_key))
             try:

@@ -26,6 +26,7 @@ from typing import Any
 from airflow.sdk import BaseHook, BaseOperator
 from airflow.sdk.exceptions import AirflowNotFoundException
 
+from flowsync_provider import settings
 from flowsync_provider.core.errors import ParamError
 from flowsync_provider.core.summary import flowsync_home
 from flowsync_provider.core.uploads import (
@@ -69,7 +70,7 @@ _log = logging.getLogger(__name__)
 # ---------------------------------------------------------------- choosing storage and bucket
 
 def _backend_choice(backend: str | None) -> str:
-    choice = (backend or os.environ.get(BACKEND_ENV) or "auto").strip().lower()
+    choice = (backend or settings.storage_backend() or "auto").strip().lower()
     if choice not in BACKENDS:
         raise ParamError(f"{BACKEND_ENV}/backend must be one of {', '.join(BACKENDS)}, got {choice!r}.")
     return choice
@@ -77,7 +78,6 @@ def _backend_choice(backend: str | None) -> str:
 
 def supabase_configured(supabase_conn_id: str = "supabase_default") -> bool:
     """Whether a Supabase connection (with a host or key) or the runbook's Supabase env vars exist."""
-    from flowsync_provider.hooks.supabase import KEY_ENV, URL_ENV
 
     try:
         conn = BaseHook.get_connection(supabase_conn_id)
@@ -85,7 +85,7 @@ def supabase_configured(supabase_conn_id: str = "supabase_default") -> bool:
         conn = None
     if conn is not None and (conn.host or conn.password):
         return True
-    return bool(os.environ.get(URL_ENV, "").strip() or os.environ.get(KEY_ENV, "").strip())
+    return settings.supabase_env_configured()
 
 
 def storage_configured(supabase_conn_id: str = "supabase_default", backend: str | None = None) -> bool:
@@ -149,7 +149,6 @@ def resolve_bucket(
         return bucket
     if bucket_env not in LOCAL_DEFAULT_BUCKETS:
         raise ParamError(f"bucket_env must be 'staging' or 'ingest', got {bucket_env!r}.")
-    env = os.environ if env is None else env
     resolve = staging_bucket if bucket_env == "staging" else ingest_bucket
     if backend == "local":
         try:

@@ -9,7 +9,6 @@ exactly one event. The admin secret is read from the connection (or ``ADMIN_JOB_
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from collections.abc import AsyncIterator
 from datetime import datetime
@@ -18,6 +17,8 @@ from urllib.parse import quote
 
 import httpx
 from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from flowsync_provider import settings
 
 __all__ = ["SnapshotProcessedTrigger", "is_processed"]
 
@@ -114,7 +115,7 @@ class SnapshotProcessedTrigger(BaseTrigger):
             password = (conn.password or "").strip()
         except AirflowNotFoundException:
             self.log.info("Connection %r not defined; using %s.", self.conn_id, SECRET_ENV)
-        return password or os.environ.get(SECRET_ENV, "").strip()
+        return password or (settings.admin_job_secret() or "").strip()
 
     def _event(self, status: str, message: str, polls: int, record: dict[str, Any] | None) -> TriggerEvent:
         return TriggerEvent({"status": status, "snapshot_id": self.snapshot_id, "message": message,
