@@ -10,6 +10,11 @@ from pathlib import Path
 
 import pytest
 
+ROOT = Path(__file__).resolve().parents[2]
+# scripts/backfill_test.py (the backfill harness, also `make backfill-test`) is imported by test_backfill.py.
+if str(ROOT / "scripts") not in sys.path:
+    sys.path.insert(0, str(ROOT / "scripts"))
+
 REDIS_URL = os.environ.get("FLOWSYNC_TEST_REDIS_URL", "redis://127.0.0.1:6379/14")
 
 
