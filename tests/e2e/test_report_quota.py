@@ -27,7 +27,8 @@ def _slow_env(srv, flowsync_env, monkeypatch) -> Path:
     home = flowsync_env(srv, FLOWSYNC_TEST_RETRY_DELAY_SECONDS="0")
     # A short connection timeout (the reported set-up); the client raises it to the reporting floor.
     monkeypatch.setenv("AIRFLOW_CONN_KLAVIYO_DEFAULT", json.dumps(
-        {"conn_type": "klaviyo", "host": srv.url, "password": srv.api_key, "extra": {"timeout": 2, "time_scale": srv.time_scale}}))
+        {"conn_type": "klaviyo", "host": srv.url, "password": srv.api_key,
+         "extra": {"timeout": 2, "time_scale": srv.time_scale}}))
     return home
 
 
