@@ -213,25 +213,17 @@ def sweep_dead_workdirs(root: str | os.PathLike[str] | None = None, *,
     for dirpath, dirnames, filenames in os.walk(resolved):
         folder = Path(dirpath)
         scanned += 1
-        for name in [d for d in dirnames if _is_work_dir(d)]:
+        work_dirs = [d for d in dirnames if _is_work_dir(d)]
+        for name in work_dirs:
             dirnames.remove(name)  # never descend: a work dir goes whole or not at all
+        candidates = [(name, True) for name in work_dirs] + [(n, False) for n in filenames if _is_temp_file(n)]
+        for name, is_dir in candidates:
             path = folder / name
-            if path.is_symlink():
-                continue
-            size = _remove_if_dead(path, is_dir=True)
-            if size is None:
-                live += path.exists()
-            else:
-                removed.append(str(path))
-                freed += size
-        for name in filenames:
-            if not _is_temp_file(name):
-                continue
-            path = folder / name
-            with contextlib.suppress(OSError):
+            # a temp file may vanish under us (its writer committed); a work dir's removal errors surface
+            with contextlib.nullcontext() if is_dir else contextlib.suppress(OSError):
                 if path.is_symlink():
                     continue
-                size = _remove_if_dead(path, is_dir=False)
+                size = _remove_if_dead(path, is_dir=is_dir)
                 if size is None:
                     live += path.exists()
                 else:
